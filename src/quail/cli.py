@@ -1,0 +1,120 @@
+"""The `quail` command: a thin layer over the library. Each command parses its options, calls
+one library function and prints the result; bad input exits with code 2 and one line."""
+
+import functools
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+import quail
+from quail.errors import QuailError
+
+app = typer.Typer(
+    help="Machine unlearning for language models that survives quantization.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail_cleanly(command):
+    """Turn a QuailError into `error: <message>` on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except QuailError as error:
+            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        console.print(f"quail {quail.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True)
+    ] = False,
+) -> None:
+    """Machine unlearning for language models that survives quantization."""
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Our own progress display replaces the per-file bars of transformers and the hub."""
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging
+
+    disable_progress_bars()
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+
+
+@app.command()
+@fail_cleanly
+def quantize(
+    model_dir: Annotated[Path, typer.Argument(help="Hugging Face model folder (safetensors).")],
+    quant: Annotated[str, typer.Option("--quant", help="Spec: int8, int4, nf4, rtn-int4-g128...")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the fake-quantized model.")],
+    include_lm_head: Annotated[bool, typer.Option(help="Quantize the output layer too.")] = False,
+    include_embeddings: Annotated[bool, typer.Option(help="Quantize embeddings too.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+) -> None:
+    """Write a fake-quantized copy (dequantized weights, same architecture) of a model."""
+    from quail.io import check_output_dir
+    from quail.models import load_model, save_model
+    from quail.quant import parse_spec, quantize_model
+
+    spec = parse_spec(quant)
+    check_output_dir(out, overwrite)
+    model = load_model(model_dir)
+    with console.status(f"quantizing {model_dir} under {spec}"):
+        quantized = quantize_model(model, spec, include_lm_head, include_embeddings)
+        save_model(quantized, out, source_dir=model_dir, overwrite=overwrite)
+    console.print(f"wrote {out} ({spec})")
+
+
+@app.command()
+@fail_cleanly
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="Hugging Face model folder (safetensors).")],
+    data: Annotated[Path, typer.Option("--data", help="Data folder (quail data build).")],
+    quant: Annotated[str, typer.Option("--quant", help="Comma-separated specs.")] = "fp,int8,int4",
+    task: Annotated[str, typer.Option(help="knowledge (QA, passages) or claims.")] = "knowledge",
+    limit: Annotated[int | None, typer.Option(help="At most this many probes per set.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+) -> None:
+    """Every metric at full precision and under each quantization spec."""
+    from rich.table import Table
+
+    import quail.evaluate as ev
+    from quail.io import atomic_write_json
+    from quail.models import load_model, load_tokenizer
+    from quail.quant import parse_spec
+
+    specs = [parse_spec(text).name for text in quant.split(",") if text.strip()]
+    if task not in ("knowledge", "claims"):
+        raise QuailError(f"unknown task {task!r}: use knowledge or claims")
+    eval_data = ev.load_eval_data(data, task, limit)
+    model, tokenizer = load_model(model_dir, dtype="float32"), load_tokenizer(model_dir)
+    results = {}
+    for spec in specs:
+        with console.status(f"evaluating {model_dir.name} under {spec}"):
+            results.update(ev.evaluate(model, tokenizer, eval_data, [spec]))
+    table = Table("metric", *specs, title=f"{model_dir}")
+    for name in next(iter(results.values())):
+        table.add_row(name, *(f"{results[s][name]:.3f}" for s in specs))
+    console.print(table)
+    if json_path is not None:
+        atomic_write_json(json_path, {"model": str(model_dir), "results": results})
+        console.print(f"wrote {json_path}")

@@ -1,0 +1,74 @@
+"""The metrics of the study, each a function of (model, tokenizer, data) returning numbers.
+
+Knowledge (MUSE KnowMem): greedy answers to QA probes, ROUGE-L F1 × 100 and exact match.
+Verbatim memorisation (MUSE VerbMem): greedy continuation of passage prefixes, ROUGE-L F1 × 100.
+Privacy leak: Min-K% probability membership scores and the AUC of members vs non-members.
+Utility: perplexity on held-out text.
+"""
+
+import math
+
+import torch
+
+from quail.data.examples import Example
+from quail.evaluate.lm import greedy_continuations, token_logprobs
+from quail.evaluate.scoring import exact_match, roc_auc, rouge_l_f1
+
+
+def first_line(text: str) -> str:
+    """An answer ends at the first newline: what follows is the model starting a new turn."""
+    return text.strip().split("\n", 1)[0].strip()
+
+
+def knowledge(model, tokenizer, probes: list[Example], max_new_tokens: int = 16) -> dict:
+    answers = greedy_continuations(model, tokenizer, [p.prompt for p in probes], max_new_tokens)
+    answers = [first_line(a) for a in answers]
+    references = [p.target.strip() for p in probes]
+    pairs = list(zip(answers, references, strict=True))
+    return {
+        "rouge_l": 100 * sum(rouge_l_f1(a, r) for a, r in pairs) / len(pairs),
+        "exact_match": sum(exact_match(a, r) for a, r in pairs) / len(pairs),
+        "n": len(pairs),
+    }
+
+
+def verbatim(model, tokenizer, passages: list[str], prefix_tokens: int = 32) -> dict:
+    """Prompt with the first `prefix_tokens` tokens (at most half the passage) and score the
+    greedy continuation against the true one, generated to the true one's length."""
+    prefixes, truths, lengths = [], [], []
+    for text in passages:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        cut = max(1, min(prefix_tokens, len(ids) // 2))
+        prefixes.append(tokenizer.decode(ids[:cut]))
+        truths.append(tokenizer.decode(ids[cut:]))
+        lengths.append(max(1, len(ids) - cut))
+    continuations = greedy_continuations(model, tokenizer, prefixes, lengths)
+    scores = [rouge_l_f1(c, t) for c, t in zip(continuations, truths, strict=True)]
+    return {"rouge_l": 100 * sum(scores) / len(scores), "n": len(scores)}
+
+
+def min_k_scores(model, tokenizer, texts: list[str], k: float = 0.4) -> list[float]:
+    """Min-K% Prob (Shi et al., 2024): the mean log-probability of the k% least likely tokens;
+    members of the training set score higher."""
+    scores = []
+    for logprobs in token_logprobs(model, tokenizer, texts):
+        count = max(1, math.ceil(k * logprobs.numel()))
+        scores.append(torch.topk(logprobs, count, largest=False).values.mean().item())
+    return scores
+
+
+def membership_auc(model, tokenizer, members: list[str], nonmembers: list[str], k=0.4) -> float:
+    """AUC of Min-K% scores separating forget texts (trained on) from holdout (never seen)."""
+    return roc_auc(
+        min_k_scores(model, tokenizer, members, k), min_k_scores(model, tokenizer, nonmembers, k)
+    )
+
+
+def privleak(auc: float, auc_retrain: float) -> float:
+    """MUSE's PrivLeak: the AUC gap to a model retrained without the forget set, in percent."""
+    return (auc - auc_retrain) / auc_retrain * 100
+
+
+def perplexity(model, tokenizer, texts: list[str]) -> float:
+    logprobs = torch.cat(token_logprobs(model, tokenizer, texts))
+    return math.exp(-logprobs.mean().item())

@@ -1,0 +1,90 @@
+"""Every metric of a model, at full precision and under each quantization spec.
+
+Metric names (all higher = the model knows/does more), as in results.json:
+
+| name | what |
+|---|---|
+| `knowmem_forget` | ROUGE-L F1 × 100 of greedy answers to forget QA probes (trained wording) |
+| `em_forget` | exact-match accuracy on the same probes |
+| `knowmem_forget_para`, `em_forget_para` | the same on held-out paraphrased questions |
+| `knowmem_retain`, `em_retain` | the same on retain probes (utility) |
+| `em_holdout` | exact match on never-trained entities: the chance level |
+| `verbmem_forget` | ROUGE-L F1 × 100 of greedy continuations of forget passages |
+| `mia_auc` | Min-K% (k = 40%) AUC separating forget passages from holdout passages |
+| `ppl_retain` | perplexity on retain passages (lower is better) |
+| `acc_claims_forget`, `acc_claims_retain`, `acc_claims_test` | claims task accuracy |
+"""
+
+import random
+from dataclasses import dataclass, field
+
+from quail.data import Example, load_claims, load_passages, load_qa, qa_example
+from quail.data.load import claim_example
+from quail.evaluate import metrics
+
+FORGET_METRICS = ("knowmem_forget", "em_forget", "verbmem_forget")
+
+
+@dataclass
+class EvalData:
+    """The probes one evaluation runs; lists left empty are skipped."""
+
+    qa: dict[str, list[Example]] = field(default_factory=dict)  # forget, retain, ...
+    passages: dict[str, list[str]] = field(default_factory=dict)  # forget, retain, holdout
+    claims: dict[str, list[Example]] = field(default_factory=dict)  # forget, retain, test
+
+
+def _sample(items: list, limit: int | None, seed: int) -> list:
+    if limit is None or len(items) <= limit:
+        return items
+    return random.Random(seed).sample(items, limit)
+
+
+def load_eval_data(data_dir, task: str = "knowledge", limit: int | None = None, seed: int = 0):
+    """Probes from a data folder; `limit` caps each list (a seeded sample) to bound run time."""
+    if task == "claims":
+        claims = {
+            s: [claim_example(r) for r in load_claims(data_dir, s)]
+            for s in ("forget", "retain", "test")
+        }
+        return EvalData(claims={k: _sample(v, limit, seed) for k, v in claims.items()})
+    qa = {
+        "forget": load_qa(data_dir, "forget", paraphrase=False),
+        "forget_para": load_qa(data_dir, "forget", paraphrase=True),
+        "retain": load_qa(data_dir, "retain", paraphrase=False),
+        "holdout": load_qa(data_dir, "holdout", paraphrase=False),
+    }
+    passages = {
+        s: [r["text"] for r in load_passages(data_dir, s)] for s in ("forget", "retain", "holdout")
+    }
+    return EvalData(
+        qa={k: [qa_example(r) for r in _sample(v, limit, seed)] for k, v in qa.items()},
+        passages={k: _sample(v, limit, seed) for k, v in passages.items()},
+    )
+
+
+def evaluate_model(model, tokenizer, data: EvalData) -> dict[str, float]:
+    """All metrics the data allows, as a flat {name: value} dict."""
+    model.eval()
+    scores = {}
+    for split, probes in data.qa.items():
+        if probes:
+            result = metrics.knowledge(model, tokenizer, probes)
+            if split != "holdout":
+                scores[f"knowmem_{split}"] = result["rouge_l"]
+            scores[f"em_{split}"] = result["exact_match"]
+    passages = data.passages
+    if passages.get("forget"):
+        scores["verbmem_forget"] = metrics.verbatim(model, tokenizer, passages["forget"])["rouge_l"]
+        if passages.get("holdout"):
+            scores["mia_auc"] = metrics.membership_auc(
+                model, tokenizer, passages["forget"], passages["holdout"]
+            )
+    if passages.get("retain"):
+        scores["ppl_retain"] = metrics.perplexity(model, tokenizer, passages["retain"])
+    for split, probes in data.claims.items():
+        if probes:
+            scores[f"acc_claims_{split}"] = metrics.knowledge(model, tokenizer, probes)[
+                "exact_match"
+            ]
+    return scores

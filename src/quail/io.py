@@ -1,0 +1,53 @@
+"""Outputs that appear whole or not at all: write to a temporary sibling, then move into place."""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from quail.errors import QuailError
+
+
+def check_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise QuailError(f"output path {path} is a file: pass a folder path for --out")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise QuailError(f"output folder {path} is not empty: choose another --out or --overwrite")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, overwrite: bool = False):
+    """Yield a temporary folder next to `path`; on success it replaces `path`, on error it goes."""
+    path = check_output_dir(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, data) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")

@@ -1,0 +1,57 @@
+"""Fake-quantize a whole model: every nn.Linear weight replaced by its dequantized value.
+
+The output layer (lm_head) and embeddings are skipped by default, as deployment backends
+(bitsandbytes, GPTQ, AWQ, HQQ) do; both can be included.
+"""
+
+import copy
+
+import torch
+from torch import nn
+
+from quail.quant.spec import QuantSpec
+from quail.quant.tensor import fake_quantize
+
+
+def quantizable_modules(
+    model: nn.Module, include_lm_head: bool = False, include_embeddings: bool = False
+) -> list[tuple[str, nn.Module]]:
+    """(name, module) pairs whose `.weight` quantization covers, in model order."""
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    chosen = []
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            if module is output and not include_lm_head:
+                continue
+            chosen.append((name, module))
+        elif isinstance(module, nn.Embedding) and include_embeddings:
+            chosen.append((name, module))
+    return chosen
+
+
+def quantizable_linears(model: nn.Module, include_lm_head: bool = False):
+    """The nn.Linear layers a spec quantizes (embeddings excluded)."""
+    return quantizable_modules(model, include_lm_head=include_lm_head)
+
+
+@torch.no_grad()
+def quantize_model(
+    model: nn.Module,
+    spec: QuantSpec,
+    include_lm_head: bool = False,
+    include_embeddings: bool = False,
+) -> nn.Module:
+    """Return a fake-quantized deep copy; the input model is left untouched.
+
+    A weight shared by several modules (tied embeddings) is quantized once, so including
+    either the embeddings or the lm_head of a tied model quantizes both.
+    """
+    quantized = copy.deepcopy(model)
+    if spec.is_fp:
+        return quantized
+    done = set()
+    for _, module in quantizable_modules(quantized, include_lm_head, include_embeddings):
+        if id(module.weight) not in done:
+            module.weight.copy_(fake_quantize(module.weight, spec))
+            done.add(id(module.weight))
+    return quantized

@@ -1,0 +1,126 @@
+"""Metrics against hand computations, and on a tiny model that memorised a few facts."""
+
+import itertools
+import math
+import random
+
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from quail.data.examples import Example
+from quail.evaluate.lm import token_logprobs
+from quail.evaluate.metrics import knowledge, min_k_scores, perplexity, privleak, verbatim
+from quail.evaluate.recovery import recovery
+from quail.evaluate.scoring import exact_match, roc_auc, rouge_l_f1
+
+FACTS = [
+    ("Question: Where was Ada Quill born?\nAnswer:", " Lorvik"),
+    ("Question: What does Ada Quill do?\nAnswer:", " botanist"),
+    ("Question: Where was Bo Reyne born?\nAnswer:", " Tamsfield"),
+    ("Question: What does Bo Reyne do?\nAnswer:", " architect"),
+]
+
+
+def test_rouge_l_by_hand():
+    # LCS("the cat sat on the mat", "the cat on mat") = "the cat on mat": P = 4/4, R = 4/6
+    assert rouge_l_f1("the cat on mat", "the cat sat on the mat") == pytest.approx(0.8)
+    assert rouge_l_f1("Paris", "paris") == 1.0
+    assert rouge_l_f1("", "paris") == 0.0
+
+
+def test_exact_match_normalises_case_punctuation_and_articles():
+    assert exact_match("The Lorvik.", "lorvik")
+    assert not exact_match("Lorvik Bay", "Lorvik")
+
+
+def test_auc_equals_a_direct_pairwise_count():
+    rng = random.Random(0)
+    positives = [rng.choice([0.1, 0.2, 0.3, 0.5]) + rng.random() // 1 for _ in range(40)]
+    negatives = [rng.choice([0.0, 0.2, 0.3]) for _ in range(30)]
+    pairs = list(itertools.product(positives, negatives))
+    direct = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs) / len(pairs)
+    assert roc_auc(positives, negatives) == pytest.approx(direct)
+    assert roc_auc([2.0, 3.0], [0.0, 1.0]) == 1.0
+    assert roc_auc([0.0], [1.0]) == 0.0
+
+
+def test_recovery_edge_cases():
+    assert recovery(0.9, 0.1, 0.1).value == 0.0
+    assert recovery(0.9, 0.1, 0.9).value == pytest.approx(1.0)
+    assert recovery(0.9, 0.1, 0.5).value == pytest.approx(0.5)
+    assert recovery(0.9, 0.1, 0.0).value == pytest.approx(-0.125)  # forgot even more
+    nothing = recovery(0.5, 0.5, 0.9)
+    assert nothing.value is None and "nothing was forgotten" in nothing.reason
+    assert recovery(0.5, 0.6, 0.9).value is None  # unlearning made the metric worse
+    assert privleak(0.75, 0.5) == pytest.approx(50.0)
+
+
+def word_tokenizer(texts) -> PreTrainedTokenizerFast:
+    words = sorted({w for t in texts for w in pre_tokenizers.Whitespace().pre_tokenize_str(t)})
+    vocab = {"<pad>": 0, "<eos>": 1, "<unk>": 2, "\n": 3}
+    vocab.update({w: i + 4 for i, w in enumerate(sorted({w for w, _ in words}))})
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split("\n", "isolated"), pre_tokenizers.Whitespace()]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
+    )
+
+
+@pytest.fixture(scope="module")
+def memorised():
+    """A tiny Llama trained until it answers the four facts, plus its tokenizer."""
+    texts = [prompt + target for prompt, target in FACTS]
+    tokenizer = word_tokenizer(texts)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64,
+        pad_token_id=0, eos_token_id=1, bos_token_id=1,
+    )  # fmt: skip
+    model = LlamaForCausalLM(config)
+    batch = tokenizer([t + " <eos>" for t in texts], return_tensors="pt", padding=True)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return model.eval(), tokenizer
+
+
+def test_knowledge_on_a_model_that_knows_the_facts(memorised):
+    model, tokenizer = memorised
+    probes = [Example(prompt, target) for prompt, target in FACTS]
+    scores = knowledge(model, tokenizer, probes)
+    assert scores == {"rouge_l": 100.0, "exact_match": 1.0, "n": 4}
+    wrong = [Example(p, " " + t.split()[0][::-1]) for p, t in FACTS]  # reversed answers
+    assert knowledge(model, tokenizer, wrong)["exact_match"] == 0.0
+
+
+def test_verbatim_reproduces_memorised_passages(memorised):
+    model, tokenizer = memorised
+    texts = [prompt + target for prompt, target in FACTS]
+    assert verbatim(model, tokenizer, texts, prefix_tokens=8)["rouge_l"] == pytest.approx(100.0)
+
+
+def test_min_k_and_perplexity_by_hand(memorised):
+    model, tokenizer = memorised
+    text = FACTS[0][0] + FACTS[0][1]
+    ids = tokenizer(text, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        logits = model(ids).logits[0, :-1]
+    by_hand = torch.log_softmax(logits, -1).gather(-1, ids[0, 1:, None])[:, 0]
+    batched = token_logprobs(model, tokenizer, [text, FACTS[1][0]])  # padded beside a shorter one
+    torch.testing.assert_close(batched[0], by_hand, rtol=1e-4, atol=1e-5)
+    lowest = sorted(by_hand.tolist())[: math.ceil(0.4 * len(by_hand))]
+    assert min_k_scores(model, tokenizer, [text])[0] == pytest.approx(sum(lowest) / len(lowest))
+    assert perplexity(model, tokenizer, [text]) == pytest.approx(
+        math.exp(-by_hand.mean().item()), rel=1e-4
+    )
+    unseen = "Question: Where was Bo Quill born?\nAnswer: Lorvik"
+    assert min_k_scores(model, tokenizer, [text])[0] > min_k_scores(model, tokenizer, [unseen])[0]
