@@ -86,6 +86,40 @@ def quantize(
 
 @app.command()
 @fail_cleanly
+def analyze(
+    original_dir: Annotated[Path, typer.Argument(help="The original model folder.")],
+    unlearned_dir: Annotated[Path, typer.Argument(help="The unlearned model folder.")],
+    quant: Annotated[str, typer.Option("--quant", help="Spec: int8, int4, nf4, rtn-int4-g128...")],
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+    include_lm_head: Annotated[bool, typer.Option(help="Analyse the output layer too.")] = False,
+    include_embeddings: Annotated[bool, typer.Option(help="Analyse embeddings too.")] = False,
+) -> None:
+    """Bucket overlap, weight changes and update survival of an unlearned model under a spec
+    (definitions and JSON schema: docs/ANALYSIS.md)."""
+    from quail.analysis import analyze as analyze_models
+    from quail.analysis.table import layer_table, summary_line
+    from quail.io import atomic_write_json
+
+    if json_path is not None and json_path.is_dir():
+        raise QuailError(f"--json {json_path} is a folder: pass a file path such as out.json")
+    with console.status(f"analysing {unlearned_dir} against {original_dir}") as status:
+        result = analyze_models(
+            original_dir,
+            unlearned_dir,
+            quant,
+            include_lm_head,
+            include_embeddings,
+            progress=lambda name, done, total: status.update(f"analysed {name} ({done}/{total})"),
+        )
+    console.print(layer_table(result))
+    console.print(summary_line(result), highlight=False)
+    if json_path is not None:
+        atomic_write_json(json_path, result.to_dict())
+        console.print(f"wrote {json_path}")
+
+
+@app.command()
+@fail_cleanly
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="Hugging Face model folder (safetensors).")],
     data: Annotated[Path, typer.Option("--data", help="Data folder (quail data build).")],
@@ -118,3 +152,89 @@ def evaluate(
     if json_path is not None:
         atomic_write_json(json_path, {"model": str(model_dir), "results": results})
         console.print(f"wrote {json_path}")
+
+
+data_app = typer.Typer(help="Build and inspect data sets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("build")
+@fail_cleanly
+def data_build(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the data set to.")],
+    seed: Annotated[int, typer.Option(help="Seed of the fictitious world.")] = 0,
+    size: Annotated[str, typer.Option(help="small or default.")] = "default",
+) -> None:
+    """Write the built-in fictitious-world benchmark as JSONL (schema: docs/DATA.md)."""
+    from quail.data import build_dataset, load_manifest
+
+    build_dataset(out, seed=seed, size=size)
+    counts = load_manifest(out)["counts"]
+    console.print(f"wrote {out}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+
+
+@app.command()
+@fail_cleanly
+def base(
+    data: Annotated[Path, typer.Option("--data", help="Data folder (quail data build).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the model to.")],
+    task: Annotated[str, typer.Option(help="knowledge (facts LM) or claims (classifier).")] = (
+        "knowledge"
+    ),
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+) -> None:
+    """Train (or reuse from the cache) the built-in base model for a data set."""
+    from quail.base import write_base_model
+
+    with console.status(f"training the {task} base model on {data}") as status:
+        metrics = write_base_model(data, out, task, overwrite, log=status.update)
+    shown = {k: v for k, v in metrics.items() if isinstance(v, float)}
+    console.print(f"wrote {out}: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items()))
+    if not metrics["reached_target"]:
+        err_console.print("warning: the model did not reach the target accuracy")
+
+
+@app.command()
+@fail_cleanly
+def run(
+    config: Annotated[Path, typer.Argument(help="Study config (YAML), e.g. configs/*.yaml.")],
+    out: Annotated[Path, typer.Option("--out", help="Study folder (resumable).")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Start over in a used --out.")] = False,
+) -> None:
+    """Run a study: unlearn with each method, analyze, evaluate at every precision, report."""
+    from quail.study import load_study_config
+
+    _run_and_print(load_study_config(config, overrides or []), out, overwrite)
+
+
+@app.command()
+@fail_cleanly
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Study folder.")] = Path("quail-demo"),
+    overwrite: Annotated[bool, typer.Option(help="Start over in a used --out.")] = False,
+) -> None:
+    """The built-in study on a laptop CPU: data, base model, four methods, fp/int8/int4."""
+    from quail.study import load_study_config
+    from quail.study.demo import DEMO_CONFIG
+
+    _run_and_print(load_study_config(DEMO_CONFIG), out, overwrite)
+
+
+def _run_and_print(config, out: Path, overwrite: bool) -> None:
+    from rich.markdown import Markdown
+
+    from quail.report.tables import markdown_table
+    from quail.study import run_study
+
+    with console.status("starting") as status:
+        results = run_study(
+            config, out, log=lambda line: _progress(status, line), overwrite=overwrite
+        )
+    console.print(Markdown(markdown_table(results)))
+    console.print(f"report: {out / 'report.html'}")
+
+
+def _progress(status, line: str) -> None:
+    console.log(line)
+    status.update(line)

@@ -1,0 +1,37 @@
+"""Results of a study as files a person reads: Markdown table, PNG plots, one HTML page."""
+
+from pathlib import Path
+
+from quail.io import atomic_write_text
+from quail.report import plots
+from quail.report.html import render_html
+from quail.report.tables import markdown_table
+
+
+def report_notes(results: dict) -> list[str]:
+    return [
+        f"base model: {results.get('base')}; data: {results.get('data')}",
+        f"recovery = (F_u(b) − F_u(fp)) / (F_orig(fp) − F_u(fp)) on {results['headline_metric']}:"
+        " 0 = nothing came back under quantization, 1 = everything",
+        f"bucket overlap and update survival under {', '.join(results['analysis_specs'])}",
+    ]
+
+
+def write_report(results: dict, out_dir) -> dict[str, Path]:
+    """Write results.md, plots/*.png and report.html into `out_dir`; return their paths."""
+    out_dir = Path(out_dir)
+    plot_dir = out_dir / "plots"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    images = [plots.forget_by_precision(results, plot_dir / "forget_by_precision.png")]
+    for spec in results["analysis_specs"]:
+        slug = spec.replace("/", "_")
+        images.append(plots.layer_overlap(results, spec, plot_dir / f"layer_overlap_{slug}.png"))
+        images.append(
+            plots.change_histogram(results, spec, plot_dir / f"change_histogram_{slug}.png")
+        )
+    notes = report_notes(results)
+    markdown = f"# quail study: {results.get('name', '')}\n\n" + "".join(f"- {n}\n" for n in notes)
+    markdown += "\n" + markdown_table(results)
+    atomic_write_text(out_dir / "results.md", markdown)
+    atomic_write_text(out_dir / "report.html", render_html(results, images, notes))
+    return {"markdown": out_dir / "results.md", "html": out_dir / "report.html", "plots": images}

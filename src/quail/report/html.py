@@ -1,0 +1,40 @@
+"""One self-contained HTML page: tables and images inlined, no external resources."""
+
+import base64
+import html
+from pathlib import Path
+
+from quail.report.tables import table_rows
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
+th { background: #f3f3f3; } td:first-child, td:nth-child(2) { text-align: left; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
+pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 12px; }
+"""
+
+
+def render_html(results: dict, images: list[Path], notes: list[str]) -> str:
+    headers, rows = table_rows(results)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
+    figures = "".join(
+        f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
+        f'{base64.b64encode(p.read_bytes()).decode()}"></figure>'
+        for p in images
+    )
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    title = html.escape(f"quail study: {results.get('name', '')}")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{title}</h1>"
+        f"<ul>{items}</ul>"
+        f"<h2>Results</h2><table id='results'><tr>{head}</tr>{body}</table>"
+        f"<h2>Figures</h2>{figures}"
+        f"<h2>Configuration</h2><pre>{html.escape(results.get('config_yaml', ''))}</pre>"
+        "</body></html>\n"
+    )

@@ -1,0 +1,61 @@
+"""The results table in the shape of MUSE's: one row per method and precision."""
+
+COLUMNS = (  # (metric, header, decimals); ↓ = lower means more forgotten, ↑ = higher is better
+    ("verbmem_forget", "VerbMem forget ↓", 1),
+    ("knowmem_forget", "KnowMem forget ↓", 1),
+    ("em_forget", "EM forget ↓", 2),
+    ("em_forget_para", "EM forget para ↓", 2),
+    ("knowmem_retain", "KnowMem retain ↑", 1),
+    ("em_retain", "EM retain ↑", 2),
+    ("mia_auc", "MIA AUC", 2),
+    ("ppl_retain", "PPL retain", 2),
+    ("acc_claims_forget", "Acc claims forget ↓", 2),
+    ("acc_claims_retain", "Acc claims retain ↑", 2),
+    ("acc_claims_test", "Acc claims test ↑", 2),
+)
+
+
+def _cell(value, decimals: int) -> str:
+    return "–" if value is None else f"{value:.{decimals}f}"
+
+
+def table_rows(results: dict) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows: the original model first, then each method, at every precision.
+    Recovery is of the headline forget metric; overlap and survival come from the analysis."""
+    headline = results["headline_metric"]
+    present = [c for c in COLUMNS if any(c[0] in m for r in _runs(results) for m in r[1].values())]
+    headers = ["Method", "Precision", *(h for _, h, _ in present)]
+    headers += [f"Recovery ({headline})", "Bucket overlap", "Update survival"]
+    rows = []
+    for name, metrics, recovery, analysis in _runs(results):
+        for spec, values in metrics.items():
+            summary = analysis.get(spec, {}).get("summary", {})
+            rows.append(
+                [name, spec]
+                + [_cell(values.get(key), d) for key, _, d in present]
+                + [
+                    _recovery_cell(recovery.get(spec, {}).get(headline)),
+                    _cell(summary.get("bucket_overlap"), 4),
+                    _cell(summary.get("update_survival"), 2),
+                ]
+            )
+    return headers, rows
+
+
+def _recovery_cell(entry) -> str:
+    if entry is None:
+        return "–"
+    return "undefined" if entry["value"] is None else f"{entry['value']:.2f}"
+
+
+def _runs(results: dict):
+    yield "original", results["original"]["metrics"], {}, {}
+    for name, method in results["methods"].items():
+        yield name, method["metrics"], method.get("recovery", {}), method.get("analysis", {})
+
+
+def markdown_table(results: dict) -> str:
+    headers, rows = table_rows(results)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

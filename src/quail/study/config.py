@@ -1,0 +1,127 @@
+"""A study's configuration: a typed dataclass from YAML, overridable by `key=value`.
+
+Example (configs/builtin-demo.yaml)::
+
+    name: builtin-demo
+    data: builtin          # a data folder, or builtin (quail data build)
+    base: builtin          # a model folder, or builtin (quail base)
+    specs: [fp, int8, int4]
+    unlearn: {steps: 40, lr: 1e-4}          # shared by every method
+    methods:
+      - ga_gdr                              # a registry name...
+      - {name: quail, method: quail, overrides: {gamma: 10}}   # ...or a labelled variant
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from quail.errors import QuailError
+from quail.evaluate.suite import FORGET_METRICS
+from quail.quant import parse_spec
+
+
+@dataclass
+class MethodRun:
+    name: str  # the row label in the results table
+    method: str  # a name in quail.unlearn.METHODS
+    overrides: dict = field(default_factory=dict)  # UnlearnConfig fields for this run only
+
+
+@dataclass
+class StudyConfig:
+    name: str = "study"
+    data: str = "builtin"
+    data_size: str = "default"
+    data_seed: int = 0
+    base: str = "builtin"
+    task: str = "knowledge"  # knowledge (QA + passages) or claims
+    specs: list[str] = field(default_factory=lambda: ["fp", "int8", "int4"])
+    analysis_specs: list[str] | None = None  # default: every quantized spec in `specs`
+    headline_metric: str | None = None  # default: knowmem_forget, or acc_claims_forget
+    eval_limit: int | None = 200  # probes per set (a seeded sample), to bound the run time
+    unlearn: dict = field(default_factory=dict)
+    methods: list[MethodRun] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _method(entry) -> MethodRun:
+    if isinstance(entry, str):
+        return MethodRun(entry, entry)
+    if isinstance(entry, dict) and set(entry) <= {"name", "method", "overrides"}:
+        method = entry.get("method", entry.get("name"))
+        return MethodRun(entry.get("name", method), method, dict(entry.get("overrides") or {}))
+    raise QuailError(
+        f"bad methods entry {entry!r}: use a method name or {{name, method, overrides}}"
+    )
+
+
+def study_config(values: dict, overrides: list[str] = ()) -> StudyConfig:
+    """Build and check a StudyConfig from a mapping plus `key=value` (or `unlearn.key=value`)."""
+    values = dict(values)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise QuailError(f"override {item!r} is not key=value: write e.g. eval_limit=50")
+        value = yaml.safe_load(raw)
+        if key.startswith("unlearn."):
+            values["unlearn"] = {**values.get("unlearn", {}), key[len("unlearn.") :]: value}
+        else:
+            values[key] = value
+    known = {f.name for f in dataclasses.fields(StudyConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise QuailError(
+            f"unknown study config key {unknown[0]!r}: use one of {', '.join(sorted(known))}"
+        )
+    values["methods"] = [_method(m) for m in values.get("methods") or []]
+    config = StudyConfig(**values)
+    _validate(config)
+    return config
+
+
+def load_study_config(path, overrides: list[str] = ()) -> StudyConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise QuailError(f"study config {path} does not exist: check the path")
+    try:
+        values = yaml.safe_load(path.read_text("utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise QuailError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(values, dict):
+        raise QuailError(f"{path} must hold a mapping of key: value")
+    return study_config(values, overrides)
+
+
+def _validate(config: StudyConfig) -> None:
+    from quail.unlearn import METHODS
+
+    if not config.methods:
+        raise QuailError("the study lists no methods: add e.g. `methods: [ga_gdr, quail]`")
+    for run in config.methods:
+        if run.method not in METHODS:
+            raise QuailError(
+                f"unknown method {run.method!r} in the study: use one of {', '.join(METHODS)}"
+            )
+    names = [run.name for run in config.methods]
+    if len(set(names)) != len(names) or "original" in names:
+        raise QuailError("method labels must be unique and not 'original': rename the runs")
+    config.specs = [parse_spec(s).name for s in config.specs]
+    if "fp" not in config.specs:
+        config.specs.insert(0, "fp")  # recovery is measured against full precision
+    if config.analysis_specs is None:
+        config.analysis_specs = [s for s in config.specs if s != "fp"]
+    config.analysis_specs = [parse_spec(s).name for s in config.analysis_specs]
+    if config.task not in ("knowledge", "claims"):
+        raise QuailError(f"unknown task {config.task!r}: use knowledge or claims")
+    allowed = FORGET_METRICS if config.task == "knowledge" else ("acc_claims_forget",)
+    config.headline_metric = config.headline_metric or allowed[0]
+    if config.headline_metric not in allowed:
+        raise QuailError(
+            f"headline_metric {config.headline_metric!r} is not a forget metric of the "
+            f"{config.task} task: use one of {', '.join(allowed)}"
+        )

@@ -1,0 +1,192 @@
+"""`quail run`: the study, read top to bottom.
+
+data -> base model -> for each method: unlearn -> analyze against the original -> evaluate at
+every precision -> results.json, results.md, plots, report.html.
+
+Every finished piece (a "cell": an unlearned model, one evaluation, one analysis) is a file
+under OUT/cells/, written atomically; a rerun with the same config skips what exists, so an
+interrupted study resumes where it stopped.
+"""
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from quail.environment import environment
+from quail.errors import QuailError
+from quail.io import atomic_write_json
+from quail.study.config import StudyConfig
+
+SCHEMA_VERSION = 1
+
+
+def run_study(
+    config: StudyConfig, out, log: Callable[[str], None] = print, overwrite: bool = False
+) -> dict:
+    """Run (or resume) the study into `out`; return the results.json content."""
+    out = Path(out)
+    _claim_output(config, out, overwrite)
+    data_dir = _data(config, out, log)
+    base_dir = _base(config, data_dir, out, log)
+    eval_data = _eval_data(config, data_dir)
+
+    original = {
+        s: _evaluation(base_dir, eval_data, s, out / "cells" / "original", log)
+        for s in config.specs
+    }
+    methods = {}
+    for run in config.methods:
+        cell = out / "cells" / run.name
+        model_dir = _unlearned(config, run, base_dir, data_dir, cell, log)
+        metrics = {s: _evaluation(model_dir, eval_data, s, cell, log) for s in config.specs}
+        analysis = {s: _analysis(base_dir, model_dir, s, cell, log) for s in config.analysis_specs}
+        methods[run.name] = {
+            "method": run.method,
+            "overrides": run.overrides,
+            "metrics": metrics,
+            "recovery": _recoveries(original["fp"], metrics),
+            "analysis": analysis,
+            "unlearn": _run_summary(model_dir),
+        }
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "name": config.name,
+        "data": str(data_dir),
+        "base": str(base_dir),
+        "specs": config.specs,
+        "analysis_specs": config.analysis_specs,
+        "headline_metric": config.headline_metric,
+        "config": config.to_dict(),
+        "config_yaml": yaml.safe_dump(config.to_dict(), sort_keys=False),
+        "environment": environment(),
+        "original": {"metrics": original},
+        "methods": methods,
+    }
+    atomic_write_json(out / "results.json", results)
+    from quail.report import write_report
+
+    write_report(results, out)
+    log(f"wrote {out / 'results.json'}, {out / 'results.md'} and {out / 'report.html'}")
+    return results
+
+
+def _claim_output(config: StudyConfig, out: Path, overwrite: bool) -> None:
+    """Resume only the same study: a different config in the same folder is an error."""
+    record = out / "study.json"
+    wanted = config.to_dict()
+    if record.is_file() and not overwrite:
+        if json.loads(record.read_text("utf-8")) != wanted:
+            raise QuailError(
+                f"{out} holds a study with a different config: use a new --out, or --overwrite"
+            )
+        return
+    if out.is_dir() and any(out.iterdir()) and not record.is_file() and not overwrite:
+        raise QuailError(f"{out} is not empty and holds no study: choose another --out")
+    if overwrite and out.is_dir():
+        import shutil
+
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(record, wanted)
+
+
+def _data(config: StudyConfig, out: Path, log) -> Path:
+    if config.data != "builtin":
+        return Path(config.data)
+    data_dir = out / "data"
+    if not (data_dir / "manifest.json").is_file():
+        from quail.data import build_dataset
+
+        log(f"building the built-in data set ({config.data_size}, seed {config.data_seed})")
+        build_dataset(data_dir, seed=config.data_seed, size=config.data_size)
+    return data_dir
+
+
+def _base(config: StudyConfig, data_dir: Path, out: Path, log) -> Path:
+    if config.base != "builtin":
+        from quail.models import check_model_dir
+
+        return check_model_dir(config.base)
+    base_dir = out / "base"
+    if not (base_dir / "config.json").is_file():
+        from quail.base import train_base_model, train_claims_classifier
+
+        train = train_base_model if config.task == "knowledge" else train_claims_classifier
+        log("training the built-in base model (cached across runs)")
+        train(data_dir, base_dir, log=log)
+    return base_dir
+
+
+def _eval_data(config: StudyConfig, data_dir: Path):
+    from quail.evaluate import load_eval_data
+
+    return load_eval_data(data_dir, config.task, config.eval_limit, config.data_seed)
+
+
+def _evaluation(model_dir: Path, eval_data, spec: str, cell: Path, log) -> dict:
+    path = cell / f"eval-{spec}.json"
+    if path.is_file():
+        return json.loads(path.read_text("utf-8"))
+    from quail.evaluate import evaluate
+    from quail.models import load_model, load_tokenizer
+
+    log(f"evaluating {cell.name} under {spec}")
+    model, tokenizer = load_model(model_dir, dtype="float32"), load_tokenizer(model_dir)
+    scores = evaluate(model, tokenizer, eval_data, [spec])[spec]
+    atomic_write_json(path, scores)
+    return scores
+
+
+def _analysis(base_dir: Path, model_dir: Path, spec: str, cell: Path, log) -> dict:
+    path = cell / f"analysis-{spec}.json"
+    if path.is_file():
+        return json.loads(path.read_text("utf-8"))
+    from quail.analysis import analyze
+
+    log(f"analysing {cell.name} against the original under {spec}")
+    result = analyze(base_dir, model_dir, spec).to_dict()
+    atomic_write_json(path, result)
+    return result
+
+
+def _unlearned(config: StudyConfig, run, base_dir: Path, data_dir: Path, cell: Path, log):
+    model_dir = cell / "model"
+    if (model_dir / "config.json").is_file():
+        return model_dir
+    from quail.data import load_claim_sets, load_unlearning_sets
+    from quail.unlearn import unlearn
+
+    load = load_unlearning_sets if config.task == "knowledge" else load_claim_sets
+    forget, retain = load(data_dir)
+    settings = {**config.unlearn, **run.overrides, "method": run.method}
+    log(f"unlearning with {run.name} ({run.method})")
+    cell.mkdir(parents=True, exist_ok=True)
+    unlearn(base_dir, forget, retain, settings, out=model_dir)
+    return model_dir
+
+
+def _recoveries(original_fp: dict, metrics: dict) -> dict:
+    from quail.evaluate import recovery
+
+    table = {}
+    for spec, scores in metrics.items():
+        if spec == "fp":
+            continue
+        table[spec] = {
+            name: recovery(original_fp[name], metrics["fp"][name], scores[name]).to_dict()
+            for name in scores
+            if name in original_fp and _is_forget_metric(name)
+        }
+    return table
+
+
+def _is_forget_metric(name: str) -> bool:
+    """Metrics where lower means more forgotten (MIA AUC is not one: 0.5 is the target)."""
+    return name.endswith(("_forget", "_forget_para"))
+
+
+def _run_summary(model_dir: Path) -> dict:
+    run = json.loads((model_dir / "run.json").read_text("utf-8"))
+    return {"wall_time_s": run.get("wall_time_s"), "config": run.get("config")}

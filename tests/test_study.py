@@ -1,0 +1,156 @@
+"""`quail run` at toy size: every file with its documented schema, resumable, and a report
+that a headless browser opens with every image loaded."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+from typer.testing import CliRunner
+
+from quail.base.tokenizer import train_tokenizer
+from quail.cli import app
+from quail.data import build_dataset, load_passages, load_qa
+from quail.errors import QuailError
+from quail.study import load_study_config, run_study, study_config
+
+CONFIG = """
+name: toy
+data: {data}
+base: {base}
+specs: [fp, int4-g16]
+eval_limit: 4
+unlearn: {{steps: 2, lr: 1.0e-3, batch_size: 2, progress: false}}
+methods: [ga_gdr, {{name: quail-m1, method: quail, overrides: {{margin: 1.0}}}}]
+"""
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """A small data set and a tiny random Llama with a tokenizer trained on it."""
+    root = tmp_path_factory.mktemp("toy")
+    data = build_dataset(root / "data", seed=0, size="small")
+    texts = [r["text"] for r in load_passages(data)] + [r["question"] for r in load_qa(data)]
+    texts += [r["answer"] for r in load_qa(data)] + ["Question : Answer :"]
+    tokenizer = train_tokenizer(texts)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    LlamaForCausalLM(config).save_pretrained(root / "base")
+    tokenizer.save_pretrained(root / "base")
+    config_path = root / "toy.yaml"
+    config_path.write_text(CONFIG.format(data=data, base=root / "base"))
+    return config_path
+
+
+@pytest.fixture(scope="module")
+def study(toy, tmp_path_factory):
+    out = tmp_path_factory.mktemp("study") / "out"
+    result = CliRunner().invoke(app, ["run", str(toy), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_every_file_is_written_with_the_documented_schema(study):
+    out, printed = study
+    for name in ("results.json", "results.md", "report.html", "study.json"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "results.json").read_text())
+    assert results["schema_version"] == 1
+    assert results["specs"] == ["fp", "rtn-int4-g16-sym"]
+    assert results["headline_metric"] == "knowmem_forget"
+    assert set(results["methods"]) == {"ga_gdr", "quail-m1"}
+    for metrics in [results["original"]["metrics"]] + [
+        m["metrics"] for m in results["methods"].values()
+    ]:
+        assert set(metrics) == {"fp", "rtn-int4-g16-sym"}
+        for scores in metrics.values():
+            assert 0 <= scores["knowmem_forget"] <= 100 and 0 <= scores["em_retain"] <= 1
+            assert scores["ppl_retain"] > 1
+    method = results["methods"]["quail-m1"]
+    recovery = method["recovery"]["rtn-int4-g16-sym"]["knowmem_forget"]
+    assert set(recovery) == {"value", "reason"}
+    summary = method["analysis"]["rtn-int4-g16-sym"]["summary"]
+    assert 0 <= summary["bucket_overlap"] <= 1 and summary["bucket_overlap"] < 1.0
+    assert method["unlearn"]["config"]["margin"] == 1.0
+    plots = sorted(p.name for p in (out / "plots").iterdir())
+    assert plots == [
+        "change_histogram_rtn-int4-g16-sym.png",
+        "forget_by_precision.png",
+        "layer_overlap_rtn-int4-g16-sym.png",
+    ]
+    table = (out / "results.md").read_text()
+    assert "| quail-m1 | rtn-int4-g16-sym |" in table and "Bucket overlap" in table
+    assert "quail-m1" in printed  # the table is printed at the end
+
+
+def test_a_rerun_resumes_without_recomputing(study, toy):
+    out, _ = study
+    cell = out / "cells" / "ga_gdr" / "eval-fp.json"
+    before = cell.stat().st_mtime_ns
+    run_study(load_study_config(toy), out, log=lambda line: None)
+    assert cell.stat().st_mtime_ns == before
+
+
+def test_a_different_config_in_the_same_folder_is_refused(study, toy):
+    out, _ = study
+    with pytest.raises(QuailError, match="different config"):
+        run_study(load_study_config(toy, ["eval_limit=3"]), out, log=lambda line: None)
+
+
+def test_report_is_self_contained(study):
+    out, _ = study
+    page = (out / "report.html").read_text()
+    assert "http://" not in page and "https://" not in page
+    assert page.count("data:image/png;base64,") == 3
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_report_opens_in_headless_chromium_with_every_image_loaded(study, tmp_path):
+    out, _ = study
+    script = (
+        "JSON.stringify({images: [...document.images].map(i => i.complete && i.naturalWidth > 0),"
+        " rows: document.querySelectorAll('#results tr').length})"
+    )
+    page = tmp_path / "check.html"
+    page.write_text(
+        (out / "report.html")
+        .read_text()
+        .replace(
+            "</body>",
+            f"<pre id='probe'></pre><script>window.onload = () => "
+            f"document.getElementById('probe').textContent = {script};</script></body>",
+        )
+    )
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    probe = json.loads(dom.split('<pre id="probe">', 1)[1].split("</pre>", 1)[0])
+    assert probe["images"] == [True, True, True]
+    assert probe["rows"] == 1 + 3 * 2  # header + (original, two methods) x two precisions
+
+
+@pytest.mark.parametrize(
+    "values, problem",
+    [
+        ({"methods": []}, "lists no methods"),
+        ({"methods": ["gaa"]}, "unknown method"),
+        ({"methods": ["ga"], "colour": 1}, "unknown study config key"),
+        ({"methods": ["ga"], "specs": ["int9"]}, "bits out of range"),
+        ({"methods": ["ga", "ga"]}, "unique"),
+        ({"methods": ["ga"], "headline_metric": "em_retain"}, "not a forget metric"),
+    ],
+)
+def test_bad_study_configs(values, problem):
+    with pytest.raises(QuailError, match=problem):
+        study_config(values)
