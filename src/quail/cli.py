@@ -131,7 +131,8 @@ def evaluate(
     """Every metric at full precision and under each quantization spec."""
     from rich.table import Table
 
-    import quail.evaluate as ev
+    from quail.evaluate import evaluate as evaluate_under
+    from quail.evaluate import load_eval_data
     from quail.io import atomic_write_json
     from quail.models import load_model, load_tokenizer
     from quail.quant import parse_spec
@@ -139,12 +140,12 @@ def evaluate(
     specs = [parse_spec(text).name for text in quant.split(",") if text.strip()]
     if task not in ("knowledge", "claims"):
         raise QuailError(f"unknown task {task!r}: use knowledge or claims")
-    eval_data = ev.load_eval_data(data, task, limit)
+    eval_data = load_eval_data(data, task, limit)
     model, tokenizer = load_model(model_dir, dtype="float32"), load_tokenizer(model_dir)
     results = {}
     for spec in specs:
         with console.status(f"evaluating {model_dir.name} under {spec}"):
-            results.update(ev.evaluate(model, tokenizer, eval_data, [spec]))
+            results.update(evaluate_under(model, eval_data, [spec], tokenizer))
     table = Table("metric", *specs, title=f"{model_dir}")
     for name in next(iter(results.values())):
         table.add_row(name, *(f"{results[s][name]:.3f}" for s in specs))
@@ -152,6 +153,46 @@ def evaluate(
     if json_path is not None:
         atomic_write_json(json_path, {"model": str(model_dir), "results": results})
         console.print(f"wrote {json_path}")
+
+
+@app.command("unlearn")
+@fail_cleanly
+def unlearn_command(
+    model: Annotated[Path, typer.Option("--model", help="The original model folder.")],
+    data: Annotated[Path, typer.Option("--data", help="Data folder (quail data build).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the unlearned model to.")],
+    method: Annotated[
+        str | None, typer.Option("--method", help="ga, ga_gdr, npo_gdr, quail, ... (see docs).")
+    ] = None,
+    quant: Annotated[
+        str | None, typer.Option("--quant", help="Target spec (QUAIL margin, STE): int4, nf4...")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML of unlearn settings.")
+    ] = None,
+    task: Annotated[str, typer.Option(help="knowledge (QA, passages) or claims.")] = "knowledge",
+    resume: Annotated[bool, typer.Option(help="Continue from OUT.checkpoints/.")] = False,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="key=value settings, e.g. lr=1e-5 steps=50.")
+    ] = None,
+) -> None:
+    """Unlearn the forget set of --data from --model; writes a model folder and run.json
+    (settings: docs/UNLEARN.md). --method and --quant override --config; key=value wins."""
+    from quail.data import load_claim_sets, load_unlearning_sets
+    from quail.unlearn import load_config, unlearn
+
+    if task not in ("knowledge", "claims"):
+        raise QuailError(f"unknown task {task!r}: use knowledge or claims")
+    flags = [f"{k}={v}" for k, v in (("method", method), ("quant", quant)) if v is not None]
+    settings = load_config(config, flags + list(overrides or []))
+    forget, retain = (load_unlearning_sets if task == "knowledge" else load_claim_sets)(data)
+    result = unlearn(model, forget, retain, settings, out=out, resume=resume)
+    last = result.curves[-1] if result.curves else {}
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k not in ("step", "lr", "seconds"))
+    console.print(
+        f"wrote {out} ({settings.method}, {len(result.curves)} steps, "
+        f"{result.wall_time_s:.1f}s): {shown}"
+    )
 
 
 data_app = typer.Typer(help="Build and inspect data sets.", no_args_is_help=True)

@@ -1,18 +1,35 @@
 """Evaluation at full precision and under every quantizer, and recovery between them."""
 
+from pathlib import Path
+
+from quail.callable_module import make_callable
 from quail.evaluate.recovery import Recovery, recovery
 from quail.evaluate.suite import FORGET_METRICS, EvalData, evaluate_model, load_eval_data
 from quail.quant import parse_spec, quantize_model
 
 
-def evaluate(model, tokenizer, data: EvalData, specs=("fp",)) -> dict[str, dict[str, float]]:
-    """{spec name: {metric: value}} for the model fake-quantized under each spec."""
+def evaluate(
+    model, data, specs=("fp",), tokenizer=None, task: str = "knowledge", limit: int | None = None
+) -> dict[str, dict[str, float]]:
+    """{spec name: {metric: value}} for the model fake-quantized under each spec.
+
+    `model` is a model folder or an in-memory model (then pass `tokenizer`); `data` is a data
+    folder or an EvalData.
+    """
+    if isinstance(model, (str, Path)):
+        from quail.models import load_model, load_tokenizer
+
+        model, tokenizer = load_model(model, dtype="float32"), tokenizer or load_tokenizer(model)
+    if not isinstance(data, EvalData):
+        data = load_eval_data(data, task, limit)
     results = {}
     for text in specs:
         spec = parse_spec(text)
         results[spec.name] = evaluate_model(quantize_model(model, spec), tokenizer, data)
     return results
 
+
+make_callable(__name__, "evaluate")
 
 __all__ = [
     "FORGET_METRICS",

@@ -134,7 +134,7 @@ def _evaluation(model_dir: Path, eval_data, spec: str, cell: Path, log) -> dict:
 
     log(f"evaluating {cell.name} under {spec}")
     model, tokenizer = load_model(model_dir, dtype="float32"), load_tokenizer(model_dir)
-    scores = evaluate(model, tokenizer, eval_data, [spec])[spec]
+    scores = evaluate(model, eval_data, [spec], tokenizer)[spec]
     atomic_write_json(path, scores)
     return scores
 
