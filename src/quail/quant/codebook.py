@@ -5,6 +5,8 @@ entry; the code is the entry's index in bitsandbytes' table, so our codes equal 
 `bitsandbytes.functional.quantize_4bit` packs.
 """
 
+import functools
+
 import torch
 
 NF4 = (
@@ -22,13 +24,14 @@ TABLES = {"nf4": NF4, "fp4": FP4}
 FP4_NEGATIVE_ZERO = 8
 
 
-def _decision_thresholds(name: str):
+@functools.cache
+def _decision_thresholds(name: str, device: torch.device):
     """Table indices in ascending value order and the midpoints between neighbours.
 
     Built over all 16 entries exactly as bitsandbytes does, so FP4's two zeros split the
     interval around 0: small negatives get code 0 (+0), small positives code 8 (-0).
     """
-    table = torch.tensor(TABLES[name], dtype=torch.float32)
+    table = torch.tensor(TABLES[name], dtype=torch.float32, device=device)
     order = torch.argsort(table, stable=True)
     return order.to(torch.uint8), (table[order[1:]] + table[order[:-1]]) / 2
 
@@ -39,12 +42,12 @@ def codebook_scales(groups: torch.Tensor) -> torch.Tensor:
 
 
 def codebook_codes(groups: torch.Tensor, absmax: torch.Tensor, name: str) -> torch.Tensor:
-    order, thresholds = _decision_thresholds(name)
+    order, thresholds = _decision_thresholds(name, groups.device)
     return order[torch.bucketize((groups / absmax).clamp_(-1, 1), thresholds)]
 
 
 def codebook_values(codes: torch.Tensor, absmax: torch.Tensor, name: str) -> torch.Tensor:
-    table = torch.tensor(TABLES[name], dtype=torch.float32)
+    table = torch.tensor(TABLES[name], dtype=torch.float32, device=codes.device)
     return table[codes.long()] * absmax
 
 
@@ -62,5 +65,5 @@ def codebook_bucket_widths(codes: torch.Tensor, absmax: torch.Tensor, name: str)
     above = torch.cat([mids, values[-1:]])
     half = torch.maximum(values - below, above - values)
     table = torch.tensor(TABLES[name], dtype=torch.float32)
-    step_by_code = 2 * half[torch.bucketize(table, values)]
+    step_by_code = (2 * half[torch.bucketize(table, values)]).to(codes.device)
     return step_by_code[codes.long()] * absmax

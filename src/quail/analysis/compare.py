@@ -1,0 +1,131 @@
+"""`analyze`: compare an original and an unlearned model layer by layer under a quantization spec.
+
+Each layer is processed in chunks of whole rows (whole quantization groups), so memory stays at
+a few chunks of float32 however large the tensor. Two cases read a tensor in one chunk:
+per-tensor granularity (one absmax for the tensor) and backend specs (the library owns the
+layout; bitsandbytes' double quantization, for one, offsets absmax by the tensor-wide mean).
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from quail.analysis.stats import ChangeStats
+from quail.analysis.weights import open_weights
+from quail.errors import QuailError
+from quail.quant import QuantSpec, parse_spec
+
+CHUNK_ELEMENTS = 1 << 20  # 4 MB of float32 per operand: big enough for fast kernels, small
+# enough that temporaries stay in the allocator's reused memory rather than fresh pages
+
+
+@dataclass
+class AnalysisResult:
+    """What `quail analyze` prints and writes; `to_dict()` is the JSON (docs/ANALYSIS.md)."""
+
+    spec: str
+    original: str
+    unlearned: str
+    include_lm_head: bool
+    include_embeddings: bool
+    layer_selection: str
+    counts: dict
+    summary: dict
+    layers: list[dict]
+
+    def to_dict(self) -> dict:
+        return {"schema_version": 1, **asdict(self)}
+
+
+def analyze(
+    original,
+    unlearned,
+    spec: str | QuantSpec,
+    include_lm_head: bool = False,
+    include_embeddings: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> AnalysisResult:
+    """Bucket overlap, weight-change statistics and update survival of `unlearned` against
+    `original` (each an nn.Module or a model folder path) under `spec`.
+
+    `progress(layer_name, done, total)` is called after each layer.
+    """
+    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    if spec.is_fp:
+        raise QuailError("spec 'fp' means no quantization: analyse under a spec such as int4")
+    weights0 = open_weights(original, include_lm_head, include_embeddings)
+    weights1 = open_weights(unlearned, include_lm_head, include_embeddings)
+    if not weights0.shapes:
+        raise QuailError(f"{weights0.label} has no quantizable weights: nothing to analyse")
+    check_same_layers(weights0, weights1)
+    for name, shape in weights0.shapes.items():
+        check_groups(name, shape, spec)
+
+    total, layers = ChangeStats(), []
+    for done, (name, shape) in enumerate(weights0.shapes.items(), start=1):
+        stats = ChangeStats()
+        with weights0.open(name) as rows0, weights1.open(name) as rows1:
+            for start, stop in row_chunks(shape, spec):
+                stats.add(rows0[start:stop], rows1[start:stop], spec)
+        layers.append({"name": name, "shape": list(shape), **stats.figures()})
+        total.merge(stats)
+        if progress is not None:
+            progress(name, done, len(weights0.shapes))
+    return AnalysisResult(
+        spec=spec.name,
+        original=weights0.label,
+        unlearned=weights1.label,
+        include_lm_head=include_lm_head,
+        include_embeddings=include_embeddings,
+        layer_selection=weights0.selection,
+        counts={"layers": len(layers), "elements": total.elements},
+        summary=total.figures(histogram=True),
+        layers=layers,
+    )
+
+
+def check_same_layers(weights0, weights1) -> None:
+    for name, shape in weights0.shapes.items():
+        other = weights1.shapes.get(name)
+        if other is None:
+            raise QuailError(
+                f"{weights1.label} has no layer {name}, which {weights0.label} has: "
+                "compare two checkpoints of the same architecture"
+            )
+        if other != shape:
+            raise QuailError(
+                f"shapes differ: {name} is {shape} in {weights0.label} but {other} in "
+                f"{weights1.label}: compare two checkpoints of the same architecture"
+            )
+    extra = sorted(set(weights1.shapes) - set(weights0.shapes))
+    if extra:
+        raise QuailError(
+            f"{weights1.label} has layer {extra[0]}, which {weights0.label} lacks: "
+            "compare two checkpoints of the same architecture"
+        )
+
+
+def check_groups(name: str, shape: tuple[int, ...], spec: QuantSpec) -> None:
+    """Fail before any work, naming the layer, rather than on the first chunk of it."""
+    columns = math.prod(shape[1:])
+    reference_groups = spec.backend is None and spec.granularity == "group"
+    if spec.method == "rtn" and reference_groups and columns % spec.group_size:
+        raise QuailError(
+            f"group size {spec.group_size} does not divide the {columns} input columns of "
+            f"{name} {shape}: pick a group size that divides {columns}"
+        )
+
+
+def row_chunks(shape: tuple[int, ...], spec: QuantSpec):
+    """(start, stop) row ranges of about CHUNK_ELEMENTS that never split a quantization group."""
+    rows, columns = shape[0], max(1, math.prod(shape[1:]))
+    whole = spec.backend is not None or (spec.method == "rtn" and spec.granularity == "tensor")
+    if len(shape) < 2 or whole:
+        step = rows
+    else:
+        step = max(1, CHUNK_ELEMENTS // columns)
+        if spec.method in ("nf4", "fp4"):  # blocks run over the flattened tensor
+            align = spec.group_size // math.gcd(columns, spec.group_size)
+            step = max(align, step // align * align)
+    for start in range(0, rows, step):
+        yield start, min(start + step, rows)

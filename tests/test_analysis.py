@@ -1,0 +1,287 @@
+"""quail.analysis: overlap and change statistics against hand computation, folders against
+in-memory models, bad input as one-line errors, and the `quail analyze` command."""
+
+import copy
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+from transformers import LlamaConfig, LlamaForCausalLM
+from typer.testing import CliRunner
+
+import quail.analysis.compare as compare
+from quail.analysis import analyze
+from quail.analysis.histogram import Histogram
+from quail.cli import app
+from quail.errors import QuailError
+from quail.quant import parse_spec, quantizable_modules, quantize_tensor
+
+QUANTILE_RESOLUTION = 2**-10
+
+
+def tiny_llama(seed=0, tie=False, intermediate=128):
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        hidden_size=64,
+        intermediate_size=intermediate,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=96,
+        tie_word_embeddings=tie,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+@torch.no_grad()
+def perturbed(model, spec, steps: float, seed=1, uniform=False):
+    """A copy whose quantized weights each move by ±steps·Δ (Δ from the original's grid), or
+    with `uniform` by a random amount in [-steps·Δ, steps·Δ]."""
+    generator = torch.Generator().manual_seed(seed)
+    copied = copy.deepcopy(model)
+    for _, module in quantizable_modules(copied):
+        w = module.weight
+        if uniform:
+            sign = torch.rand(w.shape, generator=generator) * 2 - 1
+        else:
+            sign = torch.randint(0, 2, w.shape, generator=generator) * 2 - 1
+        w += steps * quantize_tensor(w, spec).step() * sign
+    return copied
+
+
+def assert_close(a, b):
+    """Equal counts and names; floats equal up to summation order (chunks, threads)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_close(a[key], b[key])
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_close(x, y)
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-12)
+    else:
+        assert a == b
+
+
+def without_labels(result):
+    data = result.to_dict()
+    del data["original"], data["unlearned"]
+    return data
+
+
+@pytest.mark.parametrize("spec", ["int4", "int8", "nf4", "fp4", "rtn-int3-g32-asym"])
+def test_identical_models_overlap_fully_and_survival_is_undefined(spec):
+    model = tiny_llama()
+    result = analyze(model, copy.deepcopy(model), spec)
+    for figures in [result.summary, *result.layers]:
+        assert figures["bucket_overlap"] == 1.0
+        assert figures["fixed_scale_overlap"] == 1.0
+        assert figures["changed_fraction"] == 0.0
+        assert figures["half_step_fraction"] == 0.0
+        assert figures["relative_change_norm"] == 0.0
+        assert figures["update_survival"] is None
+        assert figures["update_cosine"] is None
+        assert figures["abs_change"]["p99"] == 0.0
+
+
+@pytest.mark.parametrize("spec", ["int4", "nf4"])
+def test_tiny_perturbation_keeps_buckets_and_one_step_breaks_them(spec):
+    model = tiny_llama()
+    parsed = parse_spec(spec)
+    # A weight at a uniform distance from the nearest boundary crosses it with probability
+    # |move| / Δ: about 0.005 for moves uniform in ±0.01·Δ (0.01 for exactly ±0.01·Δ).
+    small = analyze(model, perturbed(model, parsed, 0.01, uniform=True), spec).summary
+    large = analyze(model, perturbed(model, parsed, 1.0), spec).summary
+    assert small["bucket_overlap"] > 0.99 and small["fixed_scale_overlap"] > 0.99
+    assert small["half_step_fraction"] == 0.0
+    assert large["bucket_overlap"] < 0.6 and large["fixed_scale_overlap"] < 0.6
+    assert large["half_step_fraction"] == 1.0
+
+
+def test_statistics_equal_hand_computation():
+    # rtn-int4-g4: Δ = absmax/7 per row, code = round(w/Δ) clamped to [-8, 7].
+    w0 = [[7.0, 1.0, -2.0, 0.2], [-7.0, 2.6, 0.4, 0.0]]  # Δ0 = 1 in both rows
+    w1 = [[7.0, 1.6, -2.0, 0.2], [-8.4, 2.6, 0.4, 0.55]]  # row 1: Δ1 = 1.2
+    # codes0 [[7, 1, -2, 0], [-7, 3, 0, 0]]; own scales [[7, 2, -2, 0], [-7, 2, 0, 0]];
+    # W0's scales [[7, 2, -2, 0], [-8, 3, 0, 1]]
+    # change u = [[0, .6, 0, 0], [-1.4, 0, 0, .55]]
+    # Q(W1) - Q(W0) = [[0, 1, 0, 0], [-1.4, -.6, 0, 0]]
+    models = []
+    for w in (w0, w1):
+        model = nn.Sequential(nn.Linear(4, 2, bias=False))
+        with torch.no_grad():
+            model[0].weight.copy_(torch.tensor(w))
+        models.append(model)
+    result = analyze(*models, "rtn-int4-g4")
+    s = result.summary
+    assert result.layers[0]["name"] == "0" and result.counts == {"layers": 1, "elements": 8}
+    assert s["bucket_overlap"] == 6 / 8
+    assert s["fixed_scale_overlap"] == 5 / 8
+    assert s["changed_fraction"] == 3 / 8
+    assert s["half_step_fraction"] == 3 / 8  # |u| / (Δ/2) = 1.2, 2.8, 1.1
+    change_sq, quantized_sq, inner = 0.36 + 1.96 + 0.3025, 1 + 1.96 + 0.36, 0.6 + 1.96
+    assert s["relative_change_norm"] == pytest.approx(math.sqrt(change_sq / 109.96), rel=1e-6)
+    assert s["update_survival"] == pytest.approx(inner / change_sq, rel=1e-6)
+    assert s["update_cosine"] == pytest.approx(inner / math.sqrt(change_sq * quantized_sq), 1e-6)
+    assert s["abs_change"]["mean"] == pytest.approx(2.55 / 8, rel=1e-6)
+    assert s["abs_change"]["max"] == pytest.approx(1.4, rel=1e-6)
+    assert s["change_in_half_steps"]["max"] == pytest.approx(2.8, rel=1e-6)
+    assert s["abs_change"]["p50"] == 0.0  # 5 of 8 changes are 0
+    for key, exact in (("abs_change", 1.4), ("change_in_half_steps", 2.8)):
+        assert exact * (1 - QUANTILE_RESOLUTION) <= s[key]["p90"] <= exact
+    assert s["change_in_half_steps"]["histogram"]["zeros"] == 5
+    assert sum(s["change_in_half_steps"]["histogram"]["counts"]) == 3
+
+
+def test_histogram_quantiles_match_inverted_cdf_within_resolution():
+    values = torch.randn(100_003).abs() * torch.logspace(-8, 1, 100_003)
+    histogram = Histogram()
+    for chunk in values.split(30_000):
+        histogram.add(chunk)
+    ordered = values.sort().values
+    for key, thousandths in (("p50", 500), ("p90", 900), ("p99", 990), ("p999", 999)):
+        exact = ordered[math.ceil(values.numel() * thousandths / 1000) - 1].item()
+        got = histogram.quantiles()[key]
+        assert exact * (1 - QUANTILE_RESOLUTION) <= got <= exact
+
+
+def test_summary_aggregates_layers_exactly():
+    model = tiny_llama()
+    result = analyze(model, perturbed(model, parse_spec("int4"), 0.3), "int4")
+    n = result.summary["elements"]
+    assert n == sum(layer["elements"] for layer in result.layers) == result.counts["elements"]
+    for key in ("bucket_overlap", "fixed_scale_overlap", "half_step_fraction"):
+        weighted = sum(layer[key] * layer["elements"] for layer in result.layers) / n
+        assert result.summary[key] == pytest.approx(weighted, rel=1e-12)
+
+
+@pytest.mark.parametrize("spec", ["int4", "nf4", "rtn-int8-tensor"])
+def test_chunking_does_not_change_results(monkeypatch, spec):
+    model = tiny_llama()
+    unlearned = perturbed(model, parse_spec("int4"), 0.4)
+    whole = analyze(model, unlearned, spec)
+    monkeypatch.setattr(compare, "CHUNK_ELEMENTS", 2000)  # 2 to 4 chunks per layer
+    assert_close(analyze(model, unlearned, spec).to_dict(), whole.to_dict())
+
+
+def test_backend_spec_matches_reference_and_reads_whole_tensors(monkeypatch):
+    pytest.importorskip("bitsandbytes")
+    model = tiny_llama()
+    unlearned = perturbed(model, parse_spec("nf4"), 0.4)
+    monkeypatch.setattr(compare, "CHUNK_ELEMENTS", 2000)  # ignored for backend specs
+    backend = analyze(model, unlearned, "bnb-nf4")
+    reference = analyze(model, unlearned, "nf4")  # bitsandbytes' codes are ours
+    assert backend.spec == "bnb-nf4"
+    assert_close(backend.summary, reference.summary)
+    double = analyze(model, unlearned, "bnb-nf4-dq").summary
+    assert 0.5 < double["bucket_overlap"] < 1
+
+
+@pytest.mark.parametrize(
+    ("tie", "options"),
+    [
+        (False, {}),
+        (False, {"include_lm_head": True, "include_embeddings": True}),
+        (True, {"include_lm_head": True}),  # the tied lm_head is saved as the embedding only
+    ],
+)
+def test_folder_and_in_memory_agree(tmp_path, tie, options):
+    model = tiny_llama(tie=tie)
+    unlearned = perturbed(model, parse_spec("int4"), 0.3)
+    model.save_pretrained(tmp_path / "original", max_shard_size="20KB")  # many shards
+    unlearned.save_pretrained(tmp_path / "unlearned")  # one file
+    assert len(list((tmp_path / "original").glob("*.safetensors"))) > 1
+    in_memory = analyze(model, unlearned, "int4", **options)
+    on_disk = analyze(tmp_path / "original", tmp_path / "unlearned", "int4", **options)
+    mixed = analyze(model, tmp_path / "unlearned", "int4", **options)
+    assert on_disk.layer_selection == "quantizable_modules"
+    assert on_disk.unlearned == str(tmp_path / "unlearned")
+    assert_close(without_labels(on_disk), without_labels(in_memory))
+    assert_close(without_labels(mixed), without_labels(in_memory))
+    assert (on_disk.layers[-1]["name"] == "lm_head") == ("include_lm_head" in options)
+
+
+def test_unknown_architecture_falls_back_to_the_name_rule(tmp_path):
+    model = tiny_llama()
+    unlearned = perturbed(model, parse_spec("int4"), 0.3)
+    for name, m in (("original", model), ("unlearned", unlearned)):
+        m.save_pretrained(tmp_path / name)
+        config = json.loads((tmp_path / name / "config.json").read_text())
+        config["model_type"] = "no-such-architecture"
+        (tmp_path / name / "config.json").write_text(json.dumps(config))
+    on_disk = analyze(tmp_path / "original", tmp_path / "unlearned", "int4")
+    assert on_disk.layer_selection == "name rule"
+    by_name = {layer["name"]: layer for layer in analyze(model, unlearned, "int4").layers}
+    assert_close({layer["name"]: layer for layer in on_disk.layers}, by_name)
+
+
+def test_bad_input_raises_one_line_errors(tmp_path):
+    model = tiny_llama()
+    model.save_pretrained(tmp_path / "model")
+    tiny_llama(intermediate=96).save_pretrained(tmp_path / "other_shape")
+    (tmp_path / "no_config").mkdir()
+    (tmp_path / "no_weights").mkdir()
+    (tmp_path / "no_weights" / "config.json").write_text("{}")
+    (tmp_path / "pickle").mkdir()
+    (tmp_path / "pickle" / "config.json").write_text("{}")
+    (tmp_path / "pickle" / "pytorch_model.bin").write_bytes(b"not loaded")
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "config.json").write_text("{}")
+    (tmp_path / "corrupt" / "model.safetensors").write_bytes(b"\x08" + bytes(20))
+    good = tmp_path / "model"
+    cases = [
+        ((tmp_path / "missing", good, "int4"), "does not exist"),
+        ((tmp_path / "no_config", good, "int4"), "no config.json"),
+        ((good, tmp_path / "no_weights", "int4"), "no .safetensors"),
+        ((good, tmp_path / "pickle", "int4"), "pickle"),
+        ((good, tmp_path / "corrupt", "int4"), "cannot read"),
+        ((good, tmp_path / "other_shape", "int4"), "shapes differ"),
+        ((good, good, "int4-foo"), "unknown part"),
+        ((good, good, "q5"), "unknown quantization spec"),
+        ((good, good, "int9"), "bits out of range"),
+        ((good, good, "rtn-int4-g48"), "does not divide"),
+        ((good, good, "fp"), "no quantization"),
+        ((model, 42, "int4"), "cannot analyse"),
+    ]
+    for args, message in cases:
+        with pytest.raises(QuailError, match=message) as error:
+            analyze(*args)
+        assert "\n" not in str(error.value)
+
+
+def test_cli_prints_table_and_writes_json(tmp_path):
+    model = tiny_llama()
+    model.save_pretrained(tmp_path / "original")
+    perturbed(model, parse_spec("int4"), 0.3).save_pretrained(tmp_path / "unlearned")
+    out = tmp_path / "results" / "analysis.json"
+    args = ["analyze", str(tmp_path / "original"), str(tmp_path / "unlearned")]
+    result = CliRunner().invoke(app, [*args, "--quant", "int4", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "overlap" in result.output and "whole model" in result.output
+    data = json.loads(out.read_text())
+    assert data["spec"] == "rtn-int4-g64-sym" and data["counts"]["layers"] == 14
+    assert 0 <= data["summary"]["bucket_overlap"] <= 1
+    for figures in [data["summary"], *data["layers"]]:
+        for key in ("bucket_overlap", "fixed_scale_overlap", "update_survival", "abs_change"):
+            assert key in figures
+    assert list(out.parent.iterdir()) == [out]  # no temporary file left behind
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--quant", "int4-foo"], "unknown part"), (["--quant", "rtn-int4-g48"], "does not divide")],
+)
+def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, extra, message):
+    tiny_llama().save_pretrained(tmp_path / "model")
+    out = tmp_path / "out.json"
+    model = str(tmp_path / "model")
+    result = CliRunner().invoke(app, ["analyze", model, model, *extra, "--json", str(out)])
+    assert result.exit_code == 2
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+    missing = CliRunner().invoke(app, ["analyze", model, str(tmp_path / "nope"), "--quant", "int4"])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
