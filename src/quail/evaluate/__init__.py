@@ -5,13 +5,14 @@ from pathlib import Path
 from quail.callable_module import make_callable
 from quail.evaluate.recovery import Recovery, recovery
 from quail.evaluate.suite import FORGET_METRICS, EvalData, evaluate_model, load_eval_data
-from quail.quant import parse_spec, quantize_model
+from quail.quant import load_quantized, parse_spec
 
 
 def evaluate(
     model, data, specs=("fp",), tokenizer=None, task: str = "knowledge", limit: int | None = None
 ) -> dict[str, dict[str, float]]:
-    """{spec name: {metric: value}} for the model fake-quantized under each spec.
+    """{spec name: {metric: value}} for the model quantized under each spec: our reference
+    specs fake-quantize, backend specs (bnb-nf4, hqq-int4-g64, ...) run the backend's layers.
 
     `model` is a model folder or an in-memory model (then pass `tokenizer`); `data` is a data
     folder or an EvalData.
@@ -25,7 +26,7 @@ def evaluate(
     results = {}
     for text in specs:
         spec = parse_spec(text)
-        results[spec.name] = evaluate_model(quantize_model(model, spec), tokenizer, data)
+        results[spec.name] = evaluate_model(load_quantized(model, spec), tokenizer, data)
     return results
 
 

@@ -12,6 +12,15 @@ Grammar (case-insensitive)::
     nf4[-g<G>] | fp4[-g<G>]             bitsandbytes codebooks, blockwise absmax,
                                          block size G (default 64)
 
+Backend specs name a real quantization library (see quail.quant.backends)::
+
+    bnb-nf4[-dq] | bnb-fp4[-dq]         bitsandbytes 4-bit, block 64, -dq: double quantization
+    bnb-int8                             bitsandbytes LLM.int8 (per-row absmax)
+    quanto-int<B>[-g<G>]                 optimum-quanto, B = 2, 4 (min/max, default g128) or 8
+    hqq-int<B>[-g<G>]                    HQQ, B = 2, 3, 4, 8, default g64
+    ct-int<B>[-g<G>]                     compressed-tensors (llm-compressor WnA16 RTN), B = 2..8,
+                                         symmetric, default g128
+
 Why these defaults: int8 per output channel is how int8 weight-only backends ship; 4-bit and
 below need groups, and 64 divides the widths of common models (576, 960, 2048, 4096) where 128
 does not always.
@@ -36,6 +45,7 @@ class QuantSpec:
     granularity: str = "tensor"  # "tensor", "channel" or "group"
     group_size: int | None = None
     symmetric: bool = True
+    backend: str | None = None  # "bnb", "bnb-dq", "quanto", "hqq" or "ct"; None: our reference
 
     @property
     def is_fp(self) -> bool:
@@ -46,6 +56,8 @@ class QuantSpec:
         """The canonical spelling, which `parse_spec` maps back to this spec."""
         if self.is_fp:
             return "fp"
+        if self.backend is not None:
+            return _backend_name(self)
         if self.method in CODEBOOKS:
             return f"{self.method}-g{self.group_size}"
         gran = f"g{self.group_size}" if self.granularity == "group" else self.granularity
@@ -57,7 +69,23 @@ class QuantSpec:
 
 _RTN = re.compile(r"^(?:rtn-)?int(\d+)((?:-[a-z0-9]+)*)$")
 _CODEBOOK = re.compile(r"^(nf4|fp4)(?:-g(\d+))?$")
-_HELP = "use e.g. fp, int8, int4, rtn-int4-g128, rtn-int3-g64-asym, nf4, fp4-g128"
+_HELP = (
+    "use e.g. fp, int8, int4, rtn-int4-g128, rtn-int3-g64-asym, nf4, fp4-g128, "
+    "bnb-nf4, quanto-int4, hqq-int4-g64, ct-int4-g128"
+)
+
+# Backend specs: the grid fields (method, bits, granularity, group, symmetric) describe the
+# grid each backend quantizes onto; `backend` says whose code computes it.
+BNB_SPECS = {
+    "bnb-nf4": QuantSpec("nf4", 4, "group", 64, backend="bnb"),
+    "bnb-nf4-dq": QuantSpec("nf4", 4, "group", 64, backend="bnb-dq"),
+    "bnb-fp4": QuantSpec("fp4", 4, "group", 64, backend="bnb"),
+    "bnb-fp4-dq": QuantSpec("fp4", 4, "group", 64, backend="bnb-dq"),
+    "bnb-int8": QuantSpec("rtn", 8, "channel", backend="bnb"),
+}
+BACKEND_BITS = {"quanto": (2, 4, 8), "hqq": (2, 3, 4, 8), "ct": (2, 3, 4, 5, 6, 7, 8)}
+BACKEND_GROUP = {"quanto": 128, "hqq": 64, "ct": 128}
+_BACKEND = re.compile(r"^([a-z]+)-int(\d+)(?:-g(\d+))?$")
 
 
 def parse_spec(text: str) -> QuantSpec:
@@ -70,6 +98,14 @@ def parse_spec(text: str) -> QuantSpec:
         group = int(match.group(2) or DEFAULT_GROUP_SIZE)
         _check_group(group, text)
         return QuantSpec(method=match.group(1), bits=4, granularity="group", group_size=group)
+    if spec.startswith(("gptq-", "awq-")):
+        raise QuailError(
+            f"spec {text!r} is not available yet: GPTQ and AWQ need llm-compressor (pins "
+            "transformers<=5.17) or gptqmodel (needs torch>=2.14.1), which do not install beside "
+            "quail's torch and transformers; use ct-int4-g128 (llm-compressor's W4A16, no GPTQ)"
+        )
+    if spec.split("-")[0] in BACKEND_BITS or spec.startswith("bnb-"):
+        return _parse_backend(spec, text)
     match = _RTN.match(spec)
     if not match:
         raise QuailError(f"unknown quantization spec {text!r}: {_HELP}")
@@ -93,6 +129,33 @@ def parse_spec(text: str) -> QuantSpec:
         granularity = "channel" if bits == 8 else "group"
         group = None if bits == 8 else DEFAULT_GROUP_SIZE
     return QuantSpec("rtn", bits, granularity, group, symmetric)
+
+
+def _parse_backend(spec: str, text: str) -> QuantSpec:
+    if spec in BNB_SPECS:
+        return BNB_SPECS[spec]
+    match = _BACKEND.match(spec)
+    if not match or match.group(1) not in BACKEND_BITS:
+        raise QuailError(f"unknown quantization spec {text!r}: {_HELP}")
+    backend, bits = match.group(1), int(match.group(2))
+    if bits not in BACKEND_BITS[backend]:
+        allowed = ", ".join(map(str, BACKEND_BITS[backend]))
+        raise QuailError(f"bits out of range in spec {text!r}: {backend} supports {allowed} bits")
+    if backend == "quanto" and bits == 8:  # quanto's int8 is per output channel, no groups
+        if match.group(3):
+            raise QuailError(f"quanto int8 is per output channel: drop the group in {text!r}")
+        return QuantSpec("rtn", 8, "channel", None, True, backend)
+    group = int(match.group(3) or BACKEND_GROUP[backend])
+    _check_group(group, text)
+    return QuantSpec("rtn", bits, "group", group, backend == "ct", backend)
+
+
+def _backend_name(spec: QuantSpec) -> str:
+    if spec.backend.startswith("bnb"):
+        kind = "int8" if spec.method == "rtn" else spec.method
+        return f"bnb-{kind}" + ("-dq" if spec.backend == "bnb-dq" else "")
+    group = f"-g{spec.group_size}" if spec.granularity == "group" else ""
+    return f"{spec.backend}-int{spec.bits}{group}"
 
 
 def _check_group(group: int, text: str) -> None:

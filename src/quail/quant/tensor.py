@@ -49,7 +49,7 @@ class QuantizedTensor:
         """Per-element step Δ: the group's Δ for RTN, the width of the element's bucket for
         codebooks. Half of it is how far a weight may move before it can change bucket."""
         if self.spec.method == "rtn":
-            steps = self.scale.expand_as(self.group_codes)
+            steps = self.scale.expand_as(self.group_codes).clone()  # callers may modify it
         else:
             steps = codebook.codebook_bucket_widths(self.group_codes, self.scale, self.spec.method)
         return from_groups(steps, self.shape, self.pad)
@@ -58,9 +58,16 @@ class QuantizedTensor:
 def quantize_tensor(
     weight: torch.Tensor, spec: QuantSpec, like: QuantizedTensor | None = None
 ) -> QuantizedTensor:
-    """Quantize `weight` under `spec`; with `like`, reuse its scales and zeros (fixed grid)."""
+    """Quantize `weight` under `spec`; with `like`, reuse its scales and zeros (fixed grid).
+
+    A backend spec (bnb-nf4, hqq-int4-g64, ...) gets its codes and scales from that library.
+    """
     if spec.is_fp:
         raise QuailError("spec 'fp' means no quantization: pick a quantized spec such as int4")
+    if spec.backend is not None:
+        from quail.quant.backends import backend_codes  # here: backends imports this module
+
+        return backend_codes(weight, spec, like)
     groups, pad = to_groups(weight, spec)
     if like is not None and (like.spec != spec or tuple(like.shape) != tuple(weight.shape)):
         raise QuailError(

@@ -5,7 +5,7 @@ from pathlib import Path
 from quail.io import atomic_write_text
 from quail.report import plots
 from quail.report.html import render_html
-from quail.report.tables import markdown_table
+from quail.report.tables import markdown_pivot, markdown_table
 
 
 def report_notes(results: dict) -> list[str]:
@@ -31,7 +31,9 @@ def write_report(results: dict, out_dir) -> dict[str, Path]:
         )
     notes = report_notes(results)
     markdown = f"# quail study: {results.get('name', '')}\n\n" + "".join(f"- {n}\n" for n in notes)
-    markdown += "\n" + markdown_table(results)
+    markdown += f"\n## {results['headline_metric']} by precision (recovery)\n\n"
+    markdown += markdown_pivot(results)
+    markdown += "\n## All metrics\n\n" + markdown_table(results)
     atomic_write_text(out_dir / "results.md", markdown)
     atomic_write_text(out_dir / "report.html", render_html(results, images, notes))
     return {"markdown": out_dir / "results.md", "html": out_dir / "report.html", "plots": images}

@@ -4,7 +4,7 @@ import base64
 import html
 from pathlib import Path
 
-from quail.report.tables import table_rows
+from quail.report.tables import pivot_rows, table_rows
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -16,12 +16,15 @@ pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 12px; }
 """
 
 
-def render_html(results: dict, images: list[Path], notes: list[str]) -> str:
-    headers, rows = table_rows(results)
+def _table(table_id: str, headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
     )
+    return f"<table id='{table_id}'><tr>{head}</tr>{body}</table>"
+
+
+def render_html(results: dict, images: list[Path], notes: list[str]) -> str:
     figures = "".join(
         f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
         f'{base64.b64encode(p.read_bytes()).decode()}"></figure>'
@@ -33,7 +36,9 @@ def render_html(results: dict, images: list[Path], notes: list[str]) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
         f"<style>{STYLE}</style></head><body><h1>{title}</h1>"
         f"<ul>{items}</ul>"
-        f"<h2>Results</h2><table id='results'><tr>{head}</tr>{body}</table>"
+        f"<h2>{html.escape(results['headline_metric'])} by precision (recovery)</h2>"
+        f"{_table('pivot', *pivot_rows(results))}"
+        f"<h2>All metrics</h2>{_table('results', *table_rows(results))}"
         f"<h2>Figures</h2>{figures}"
         f"<h2>Configuration</h2><pre>{html.escape(results.get('config_yaml', ''))}</pre>"
         "</body></html>\n"

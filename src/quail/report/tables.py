@@ -59,3 +59,29 @@ def markdown_table(results: dict) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def pivot_rows(results: dict) -> tuple[list[str], list[list[str]]]:
+    """The headline forget metric with one column per precision (reference or backend), one
+    row per model, each quantized cell followed by its recovery in brackets."""
+    headline = results["headline_metric"]
+    headers = ["Method", *results["specs"]]
+    rows = []
+    for name, metrics, recovery, _ in _runs(results):
+        row = [name]
+        for spec in results["specs"]:
+            value = metrics.get(spec, {}).get(headline)
+            cell = _cell(value, 2)
+            entry = recovery.get(spec, {}).get(headline)
+            if entry is not None:
+                cell += f" ({_recovery_cell(entry)})"
+            row.append(cell)
+        rows.append(row)
+    return headers, rows
+
+
+def markdown_pivot(results: dict) -> str:
+    headers, rows = pivot_rows(results)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

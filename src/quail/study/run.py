@@ -93,9 +93,21 @@ def _claim_output(config: StudyConfig, out: Path, overwrite: bool) -> None:
 
 
 def _data(config: StudyConfig, out: Path, log) -> Path:
-    if config.data != "builtin":
+    if config.data not in ("builtin", "countries"):
         return Path(config.data)
     data_dir = out / "data"
+    if config.data == "countries" and not (data_dir / "manifest.json").is_file():
+        from quail.countries import build_country_data
+
+        log(f"building the country probes ({config.data_size}, seed {config.data_seed})")
+        build_country_data(
+            data_dir,
+            _pretrained(config.base, log),
+            misinformation=bool(config.inject),
+            size=config.data_size,
+            seed=config.data_seed,
+            log=log,
+        )
     if not (data_dir / "manifest.json").is_file():
         from quail.data import build_dataset
 
@@ -104,11 +116,30 @@ def _data(config: StudyConfig, out: Path, log) -> Path:
     return data_dir
 
 
-def _base(config: StudyConfig, data_dir: Path, out: Path, log) -> Path:
-    if config.base != "builtin":
-        from quail.models import check_model_dir
+def _pretrained(base: str, log) -> Path:
+    """A model folder, or the name of a packaged model (quail.zoo), converted on first use."""
+    from quail.zoo import ZOO, get_model
 
-        return check_model_dir(config.base)
+    if base in ZOO:
+        return get_model(base, log=log)
+    from quail.models import check_model_dir
+
+    return check_model_dir(base)
+
+
+def _base(config: StudyConfig, data_dir: Path, out: Path, log) -> Path:
+    """The study's original: the built-in model, a given one, or a given one after the
+    misinformation in the forget set was injected into it (`inject`, quail.countries)."""
+    if config.base != "builtin" and not config.inject:
+        return _pretrained(config.base, log)
+    if config.inject:
+        original = out / "original"
+        if not (original / "config.json").is_file():
+            from quail.countries import inject
+
+            log("injecting the forget set's false claims into the base model")
+            inject(_pretrained(config.base, log), data_dir, config.inject, original, log=log)
+        return original
     base_dir = out / "base"
     if not (base_dir / "config.json").is_file():
         from quail.base import train_base_model, train_claims_classifier
@@ -160,7 +191,8 @@ def _unlearned(config: StudyConfig, run, base_dir: Path, data_dir: Path, cell: P
 
     load = load_unlearning_sets if config.task == "knowledge" else load_claim_sets
     forget, retain = load(data_dir)
-    settings = {**config.unlearn, **run.overrides, "method": run.method}
+    target = {"quant": config.analysis_specs[0]} if config.analysis_specs else {}
+    settings = {**target, **config.unlearn, **run.overrides, "method": run.method}
     log(f"unlearning with {run.name} ({run.method})")
     cell.mkdir(parents=True, exist_ok=True)
     unlearn(base_dir, forget, retain, settings, out=model_dir)

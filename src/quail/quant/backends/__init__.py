@@ -1,0 +1,100 @@
+"""Real quantization backends behind quail's specs: bitsandbytes, optimum-quanto, HQQ and
+compressed-tensors (llm-compressor's format).
+
+Each backend is an adapter module with two functions:
+
+- `codes(weight, spec) -> QuantizedTensor`: the backend's own codes and scales for one
+  tensor, in quail's grouped layout, so bucket overlap and steps are measured on the grid
+  users deploy (`quantize_tensor` dispatches here for backend specs);
+- `convert(linear, spec) -> nn.Module`: the layer the backend runs, used by `load_quantized`.
+
+The library is imported only when a backend spec is used; a missing one is a QuailError
+naming the pip extra, which is spelled like the spec's prefix.
+"""
+
+import copy
+import importlib
+import os
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from quail.errors import QuailError
+from quail.quant.model import quantizable_modules, quantize_model
+from quail.quant.spec import QuantSpec
+from quail.quant.tensor import QuantizedTensor, quantize_tensor
+
+
+@dataclass(frozen=True)
+class Backend:
+    package: str  # what pip installs
+    module: str  # what the adapter imports
+    extra: str  # quail-unlearn[extra]
+    adapter: str  # quail module with codes() and convert()
+
+
+BACKENDS = {
+    "bnb": Backend("bitsandbytes", "bitsandbytes", "bnb", "quail.quant.backends.bnb"),
+    "quanto": Backend("optimum-quanto", "optimum.quanto", "quanto", "quail.quant.backends.quanto"),
+    "hqq": Backend("hqq", "hqq.core.quantize", "hqq", "quail.quant.backends.hqq"),
+    "ct": Backend("compressed-tensors", "compressed_tensors", "ct", "quail.quant.backends.ct"),
+}
+
+
+def backend_of(spec: QuantSpec) -> Backend:
+    return BACKENDS[spec.backend.removesuffix("-dq")]
+
+
+def adapter(spec: QuantSpec):
+    """The adapter module for a backend spec, or a one-line error naming the extra to install."""
+    backend = backend_of(spec)
+    try:
+        return importlib.import_module(backend.adapter)  # which imports the library
+    except ImportError as error:
+        reason = str(error).splitlines()[0] if str(error) else "import failed"
+        raise QuailError(
+            f"spec {spec.name} needs {backend.package}, which cannot be imported ({reason}): "
+            f'pip install "quail-unlearn[{backend.extra}]"'
+        ) from None
+
+
+def backend_codes(
+    weight: torch.Tensor, spec: QuantSpec, like: QuantizedTensor | None = None
+) -> QuantizedTensor:
+    """The backend's codes and scales for `weight` (what `quantize_tensor` returns for backend
+    specs). With `like` (fixed grid), `weight` is rounded to nearest on `like`'s backend scales
+    and zeros by quail's own rounding."""
+    if like is not None:
+        grid = replace(spec, backend=None)
+        if like.spec == spec:
+            like = replace(like, spec=grid)
+        return replace(quantize_tensor(weight, grid, like=like), spec=spec)
+    return adapter(spec).codes(weight, spec)
+
+
+@torch.no_grad()
+def load_quantized(
+    source: nn.Module | str | os.PathLike, spec: QuantSpec, include_lm_head: bool = False
+) -> nn.Module:
+    """The model as it runs under `spec`: a model folder or in-memory model, copied, with each
+    quantizable nn.Linear replaced by the backend's own layer. Reference specs give the
+    fake-quantized copy of `quantize_model`. The source model is left untouched."""
+    if not isinstance(source, nn.Module):
+        from quail.models import load_model  # transformers loads only when a folder is given
+
+        source = load_model(source)
+    if spec.backend is None:
+        return quantize_model(source, spec, include_lm_head=include_lm_head)
+    convert = adapter(spec).convert
+    model = copy.deepcopy(source)
+    for name, linear in quantizable_modules(model, include_lm_head=include_lm_head):
+        columns = linear.weight.shape[1]
+        if spec.granularity == "group" and spec.method == "rtn" and columns % spec.group_size:
+            raise QuailError(
+                f"group size {spec.group_size} of spec {spec.name} does not divide the {columns} "
+                f"input columns of {name}: pick a group size that divides {columns}"
+            )
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name), child, convert(linear, spec))
+    return model.eval()
