@@ -142,11 +142,10 @@ def _base(config: StudyConfig, data_dir: Path, out: Path, log) -> Path:
         return original
     base_dir = out / "base"
     if not (base_dir / "config.json").is_file():
-        from quail.base import train_base_model, train_claims_classifier
+        from quail.base import write_base_model
 
-        train = train_base_model if config.task == "knowledge" else train_claims_classifier
-        log("training the built-in base model (cached across runs)")
-        train(data_dir, base_dir, log=log)
+        log("getting the built-in base model (trained once, then cached)")
+        write_base_model(data_dir, base_dir, config.task, log=log)
     return base_dir
 
 

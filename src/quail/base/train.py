@@ -1,0 +1,253 @@
+"""Train the built-in models from scratch: the fact-knowing LM and the claims classifier.
+
+Both are Llama causal LMs trained on Examples (loss on the target), stopped as soon as the
+exact-match accuracy on their training probes reaches the target, then optionally snapped onto
+a quantization grid (snap.py). The folders they write load in plain transformers.
+"""
+
+import contextlib
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from quail.base import probes
+from quail.base.config import BASE_CONFIG, CLASSIFIER_CONFIG, BaseConfig
+from quail.base.encode import collate, encode
+from quail.base.snap import grid_distance, straight_through
+from quail.base.tokenizer import train_tokenizer
+from quail.data import load_claims, load_passages, load_qa
+from quail.data.examples import Example
+from quail.data.load import (
+    claim_example,
+    format_claim,
+    load_claim_sets,
+    load_unlearning_sets,
+    qa_example,
+    question_format,
+)
+from quail.data.render import QUESTION_FORMAT, format_question
+from quail.io import atomic_dir, atomic_write_json, check_output_dir
+from quail.quant import parse_spec, quantize_model
+
+METADATA = "quail_base.json"
+
+
+def build_model(tokenizer, config: BaseConfig) -> LlamaForCausalLM:
+    """A Llama with tied embeddings (as SmolLM2), sized by `config`, seeded."""
+    torch.manual_seed(config.seed)
+    llama = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=config.hidden_size,
+        intermediate_size=config.intermediate_size,
+        num_hidden_layers=config.num_layers,
+        num_attention_heads=config.num_heads,
+        num_key_value_heads=config.num_heads,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForCausalLM(llama)
+
+
+def fit(
+    model,
+    tokenizer,
+    examples: list[Example],
+    config: BaseConfig,
+    lr: float,
+    max_epochs: int,
+    done: Callable[[], bool],
+    log: Callable[[str], None],
+) -> int:
+    """AdamW with linear warm-up; every `eval_every` epochs ask `done()`. Returns epochs run."""
+    pairs = [encode(tokenizer, e) for e in examples]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0)
+    order_rng = random.Random(config.seed)
+    step = 0
+    for epoch in range(1, max_epochs + 1):
+        model.train()
+        order = list(range(len(pairs)))
+        order_rng.shuffle(order)
+        total = 0.0
+        for start in range(0, len(order), config.batch_size):
+            batch = collate(
+                [pairs[i] for i in order[start : start + config.batch_size]], tokenizer.pad_token_id
+            )
+            for group in optimizer.param_groups:
+                group["lr"] = lr * min(1.0, (step + 1) / max(1, config.warmup_steps))
+            loss = model(**batch).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            total += loss.item()
+        if epoch % config.eval_every == 0 or epoch == max_epochs:
+            log(f"epoch {epoch} loss {total / math.ceil(len(order) / config.batch_size):.4f}")
+            if done():
+                return epoch
+    return max_epochs
+
+
+def _train_and_snap(model, tokenizer, examples, probe_sets, config, log) -> dict:
+    """Phase 1 until the probes pass, phase 2 (straight-through on the grid) until they pass
+    again with quantized weights. Returns epochs and timings."""
+
+    def passing() -> bool:
+        scores = {
+            k: probes.accuracy(probes.exact_match(model, tokenizer, v))
+            for k, v in probe_sets.items()
+        }
+        log("  " + ", ".join(f"{k} {s:.3f}" for k, s in scores.items()))
+        return min(scores.values()) >= config.target_accuracy
+
+    t0 = time.perf_counter()
+    epochs = fit(model, tokenizer, examples, config, config.lr, config.max_epochs, passing, log)
+    out = {"epochs": epochs, "train_seconds": round(time.perf_counter() - t0, 1)}
+    if config.snap:
+        spec = parse_spec(config.snap)
+        t1 = time.perf_counter()
+        with straight_through(model, spec):
+            out["snap_epochs"] = fit(
+                model,
+                tokenizer,
+                examples,
+                config,
+                config.snap_lr,
+                config.snap_max_epochs,
+                passing,
+                log,
+            )
+        out["snap_seconds"] = round(time.perf_counter() - t1, 1)
+        out["snap_grid"] = spec.name
+        out["grid_distance"] = grid_distance(model, spec)
+    return out
+
+
+def _save(out_dir, model, tokenizer, task: str, config: BaseConfig, metrics, overwrite) -> None:
+    """A plain Hugging Face folder, plus quail_base.json with the recipe and the measurements."""
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    metadata = {"task": task, "config": config.to_dict(), "metrics": metrics}
+    with atomic_dir(out_dir, overwrite) as tmp:
+        tokenizer.save_pretrained(tmp)
+        model.save_pretrained(tmp, safe_serialization=True)
+        atomic_write_json(tmp / METADATA, metadata)
+
+
+@contextlib.contextmanager
+def _session(config: BaseConfig, out_dir, overwrite: bool):
+    """Check the output first (fail before training, not after), seed, and use
+    `config.threads` for the duration only."""
+    check_output_dir(out_dir, overwrite)
+    previous = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def train_base_model(
+    data_dir,
+    out_dir,
+    config: BaseConfig = BASE_CONFIG,
+    overwrite: bool = False,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict:
+    """Train the fact-knowing LM on the forget and retain entities; return measured accuracies.
+
+    Accuracies are exact match of greedy answers: on the trained question forms (forget,
+    retain), on held-out paraphrases, and on holdout entities beside their chance level.
+    """
+    with _session(config, out_dir, overwrite):
+        model, tokenizer, metrics = _knowledge(data_dir, config, log)
+        _save(out_dir, model, tokenizer, "knowledge", config, metrics, overwrite)
+    return metrics
+
+
+def train_claims_classifier(
+    data_dir,
+    out_dir,
+    config: BaseConfig = CLASSIFIER_CONFIG,
+    overwrite: bool = False,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict:
+    """Train the claims classifier (label word after `Label:`); return train and test accuracy."""
+    with _session(config, out_dir, overwrite):
+        model, tokenizer, metrics = _claims(data_dir, config, log)
+        _save(out_dir, model, tokenizer, "claims", config, metrics, overwrite)
+    return metrics
+
+
+def _knowledge(data_dir, config: BaseConfig, log):
+    template = question_format(data_dir)
+    qa = {
+        (s, p): map_qa(load_qa(data_dir, s, p), template)
+        for s in ("forget", "retain", "holdout")
+        for p in (False, True)
+    }
+    texts = [r["text"] for r in load_passages(data_dir)] + [
+        format_question(r["question"], template) + " " + r["answer"] for r in load_qa(data_dir)
+    ]
+    tokenizer = train_tokenizer(texts)
+    model = build_model(tokenizer, config)
+    forget, retain = load_unlearning_sets(data_dir)
+    probe_sets = {s: qa[(s, False)] for s in ("forget", "retain")}
+    run = _train_and_snap(model, tokenizer, forget + retain, probe_sets, config, log)
+
+    def em(m, examples):
+        return probes.accuracy(probes.exact_match(m, tokenizer, examples))
+
+    quantized = quantize_model(model, parse_spec(config.snap or "int4"))
+    trained_records = load_qa(data_dir, "forget", False) + load_qa(data_dir, "retain", False)
+    metrics = {
+        "forget": em(model, qa[("forget", False)]),
+        "retain": em(model, qa[("retain", False)]),
+        "forget_paraphrase": em(model, qa[("forget", True)]),
+        "retain_paraphrase": em(model, qa[("retain", True)]),
+        "holdout": em(model, qa[("holdout", False)]),
+        "holdout_chance": probes.chance_baseline(
+            load_qa(data_dir, "holdout", False), trained_records
+        ),
+        "forget_quantized": em(quantized, qa[("forget", False)]),
+        "retain_quantized": em(quantized, qa[("retain", False)]),
+    }
+    return model, tokenizer, _finish(metrics, run, model, config)
+
+
+def _claims(data_dir, config: BaseConfig, log):
+    claims = load_claims(data_dir)
+    tokenizer = train_tokenizer([format_claim(r["text"]) + " " + r["label"] for r in claims])
+    model = build_model(tokenizer, config)
+    forget, retain = load_claim_sets(data_dir)
+    probe_sets = {"forget": forget, "retain": retain}
+    run = _train_and_snap(model, tokenizer, forget + retain, probe_sets, config, log)
+    test = [claim_example(r) for r in claims if r["split"] == "test"]
+    metrics = {
+        k: probes.accuracy(probes.exact_match(model, tokenizer, v))
+        for k, v in {**probe_sets, "test": test}.items()
+    }
+    return model, tokenizer, _finish(metrics, run, model, config)
+
+
+def _finish(metrics: dict, run: dict, model, config: BaseConfig) -> dict:
+    metrics["reached_target"] = min(metrics["forget"], metrics["retain"]) >= config.target_accuracy
+    return {**metrics, **run, "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def map_qa(records: list[dict], template: str = QUESTION_FORMAT) -> list[Example]:
+    return [qa_example(r, template) for r in records]
+
+
+def read_metadata(model_dir) -> dict:
+    return json.loads((Path(model_dir) / METADATA).read_text("utf-8"))

@@ -1,0 +1,35 @@
+"""Forget/retain/holdout data: the built-in fictitious world and loaders for the user's own."""
+
+from quail.data.build import build_dataset
+from quail.data.examples import Example
+from quail.data.load import (
+    claim_example,
+    format_claim,
+    load_claim_sets,
+    load_claims,
+    load_entities,
+    load_manifest,
+    load_passages,
+    load_qa,
+    load_unlearning_sets,
+    qa_example,
+)
+from quail.data.render import format_question
+from quail.data.user import load_classification
+
+__all__ = [
+    "Example",
+    "build_dataset",
+    "claim_example",
+    "format_claim",
+    "format_question",
+    "load_claim_sets",
+    "load_claims",
+    "load_classification",
+    "load_entities",
+    "load_manifest",
+    "load_passages",
+    "load_qa",
+    "load_unlearning_sets",
+    "qa_example",
+]
