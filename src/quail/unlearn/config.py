@@ -1,0 +1,191 @@
+"""The run configuration: one typed dataclass, loaded from YAML and overridable by `key=value`.
+
+Flat on purpose, so that every field can be overridden from the command line by its name.
+"""
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from quail.errors import QuailError
+from quail.quant import parse_spec
+from quail.unlearn.methods import METHODS
+
+CHOICES = {
+    "distance": ("l2", "linf", "mean_abs", "target"),
+    "hinge_on": ("fp", "quant"),
+    "margin_from": ("noise", "quantize"),
+    "dtype": ("fp32", "bf16", "bf16_pure"),
+    "mixed_precision": ("auto", "no", "bf16"),
+    "cache": ("auto", "full", "topk", "live"),
+    "schedule": ("constant", "linear", "cosine"),
+}
+
+
+@dataclass
+class UnlearnConfig:
+    """Everything a run needs besides the model and the data. Defaults are a sane small run."""
+
+    method: str = "ga_gdr"
+    steps: int = 100  # optimizer steps
+    lr: float = 1e-5
+    batch_size: int = 8  # forget examples per micro-batch (and retain examples per micro-batch)
+    grad_accum: int = 1
+    weight_decay: float = 0.01
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0  # 0 disables clipping
+    seed: int = 0
+    max_length: int = 256
+
+    alpha: float = 1.0  # weight of the retain term (GDR / KLR)
+    beta: float = 0.1  # NPO inverse temperature
+    gamma: float = 1.0  # weight of the QUAIL hinge
+
+    quant: str | None = None  # target quantization spec (calibrated margin, hinge_on=quant, STE)
+    # Hinge defaults chosen by experiment (docs/METHODS.md): the target token's log-prob drop,
+    # enforced on the fake-quantized model, by at least 1 nat.
+    margin: float | None = 1.0  # fixed margin; None = calibrate from `quant`
+    margin_multiple: float = 1.0  # calibrated margin = multiple x logit perturbation
+    margin_from: str = "noise"  # perturbation: ±Δ/2 rounding noise on θ0, or Q(θ0) itself
+    distance: str = "target"
+    hinge_on: str = "quant"  # logits of the model itself, or of its fake-quantized copy (STE)
+    layer_margins: bool = False  # also hinge every decoder layer's output, each with its margin
+
+    sure_percentile: float = 90.0  # SURE: rows above this percentile of saliency are updated
+
+    dtype: str = "fp32"  # weight storage: fp32, bf16 (fp32 master), bf16_pure
+    mixed_precision: str = "auto"  # bf16 autocast: auto (GPUs with bf16), no, bf16
+    cache: str = "auto"  # frozen original's outputs: auto, full, topk, live
+    cache_topk: int = 64
+    cache_max_mb: float = 1024.0
+
+    lora_r: int = 0  # 0 = full fine-tuning
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_targets: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
+
+    save_every: int = 0  # checkpoint every N optimizer steps; 0 = never
+    divergence_threshold: float = 1e4  # |loss| above this (or NaN/inf) stops the run
+    progress: bool = True
+
+
+def _coerce(name: str, value, kind):
+    """Check (and for numbers, widen) a value against a field's annotated type."""
+    args = typing.get_args(kind)
+    if type(None) in args:
+        if value is None:
+            return None
+        kind = next(a for a in args if a is not type(None))
+    if typing.get_origin(kind) is list:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise QuailError(f"config '{name}' must be a list of strings, got {value!r}")
+        return value
+    if kind is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            return float(value)  # YAML 1.1 reads 1e-5 (no dot) as a string
+        except ValueError:
+            pass
+    if kind is bool and isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise QuailError(f"config '{name}' must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def make_config(values: dict | None = None, overrides: list[str] | tuple[str, ...] = ()):
+    """Build a config from a dict (e.g. parsed YAML) then `key=value` strings, and validate it."""
+    types = typing.get_type_hints(UnlearnConfig)
+    merged = dict(values or {})
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise QuailError(f"override '{item}' is not key=value (e.g. lr=1e-5)")
+        merged[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+    unknown = sorted(set(merged) - set(types))
+    if unknown:
+        raise QuailError(f"unknown config key '{unknown[0]}'; known: {', '.join(sorted(types))}")
+    config = UnlearnConfig(**{k: _coerce(k, v, types[k]) for k, v in merged.items()})
+    validate(config)
+    return config
+
+
+def load_config(path: str | Path | None = None, overrides=()) -> UnlearnConfig:
+    """Read a YAML file of config keys (if given) and apply `key=value` overrides."""
+    values = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise QuailError(f"config file {path} does not exist")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            first = str(err).splitlines()[0]
+            raise QuailError(f"config file {path} is not valid YAML: {first}") from None
+        if not isinstance(values, dict):
+            raise QuailError(f"config file {path} must hold a mapping of key: value")
+    return make_config(values, overrides)
+
+
+def validate(config: UnlearnConfig) -> None:
+    """Reject configs that cannot run, with one line naming the key and the fix."""
+    if config.method not in METHODS:
+        raise QuailError(f"unknown method '{config.method}'; choose one of {', '.join(METHODS)}")
+    for name, allowed in CHOICES.items():
+        if getattr(config, name) not in allowed:
+            raise QuailError(
+                f"config '{name}' is {getattr(config, name)!r}; choose one of {', '.join(allowed)}"
+            )
+    if config.lr <= 0:
+        raise QuailError(f"lr must be positive, got {config.lr}")
+    for name in ("steps", "batch_size", "grad_accum", "max_length", "cache_topk"):
+        if getattr(config, name) < 1:
+            raise QuailError(f"config '{name}' must be at least 1, got {getattr(config, name)}")
+    for name in ("weight_decay", "warmup_steps", "max_grad_norm", "alpha", "gamma", "lora_r"):
+        if getattr(config, name) < 0:
+            raise QuailError(f"config '{name}' must be >= 0, got {getattr(config, name)}")
+    if config.save_every < 0:
+        raise QuailError(f"save_every must be >= 0, got {config.save_every}")
+    if config.beta <= 0:
+        raise QuailError(f"beta must be positive, got {config.beta}")
+    if not 0 <= config.sure_percentile < 100:
+        raise QuailError(f"sure_percentile must be in [0, 100), got {config.sure_percentile}")
+    if config.margin is not None and config.margin < 0:
+        raise QuailError(f"margin must be >= 0, got {config.margin}")
+    if config.margin_multiple <= 0:
+        raise QuailError(f"margin_multiple must be positive, got {config.margin_multiple}")
+    method = METHODS[config.method]
+    spec = parse_spec(config.quant) if config.quant is not None else None
+    quantized = spec is not None and not spec.is_fp
+    if method.ste and not quantized:
+        raise QuailError(
+            f"method '{config.method}' trains through the quantized model: pass --quant SPEC"
+        )
+    if method.hinge and config.hinge_on == "quant" and not quantized:
+        raise QuailError("hinge_on=quant needs a quantization spec: pass --quant SPEC (e.g. int4)")
+    if method.hinge and config.margin is None and not quantized:
+        raise QuailError(
+            "a calibrated margin needs a quantization spec: pass --quant SPEC (e.g. int4) "
+            "or a fixed margin=VALUE"
+        )
+    if config.lora_r and (method.ste or method.sure):
+        raise QuailError(
+            f"lora_r > 0 cannot be combined with method '{config.method}': quantization and "
+            "row masks act on full weights; set lora_r=0"
+        )
+    if config.lora_r and method.hinge and config.hinge_on == "quant":
+        raise QuailError(
+            "lora_r > 0 cannot be combined with hinge_on=quant (quantization acts on full "
+            "weights): set hinge_on=fp or lora_r=0"
+        )
+
+
+def to_dict(config: UnlearnConfig) -> dict:
+    return dataclasses.asdict(config)

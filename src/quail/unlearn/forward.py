@@ -1,0 +1,62 @@
+"""One forward pass reduced to the positions that predict target tokens, optionally through
+fake-quantized weights with straight-through gradients (STE)."""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from quail.quant import QuantSpec, fake_quantize, quantizable_linears
+from quail.unlearn.batches import Batch
+
+
+@dataclass
+class Outputs:
+    """Model outputs at the N target positions of a batch (position t predicts token t+1)."""
+
+    logits: torch.Tensor  # (N, V)
+    targets: torch.Tensor  # (N,)
+    seq: torch.Tensor  # (N,) row of the batch each token comes from
+    n_seq: int
+    hidden: list[torch.Tensor] | None = None  # per decoder layer, (N, H)
+
+
+def forward(
+    model: nn.Module, batch: Batch, hidden: bool = False, weights: dict | None = None
+) -> Outputs:
+    """Run the model; `weights` (name -> tensor) replace parameters for this call only."""
+    kwargs = {
+        "input_ids": batch.input_ids,
+        "attention_mask": batch.attention_mask,
+        "output_hidden_states": hidden,
+    }
+    out = model(**kwargs) if weights is None else functional_call(model, weights, (), kwargs)
+    labels = batch.labels[:, 1:]
+    mask = labels != -100
+    rows = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(labels)
+    return Outputs(
+        logits=out.logits[:, :-1][mask],
+        targets=labels[mask],
+        seq=rows[mask],
+        n_seq=labels.shape[0],
+        hidden=[h[:, :-1][mask] for h in out.hidden_states[1:]] if hidden else None,
+    )
+
+
+def quantized_weight_names(model: nn.Module, unwrapped: nn.Module) -> list[str]:
+    """Names, as `model` (possibly DDP-wrapped) spells them, of the weights a spec quantizes."""
+    ids = {id(m.weight) for _, m in quantizable_linears(unwrapped)}
+    return [name for name, p in model.named_parameters() if id(p) in ids]
+
+
+def straight_through(weight: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
+    """Q(w) in the forward pass, identity in the backward pass: w + (Q(w) − w).detach()."""
+    quantized = fake_quantize(weight.detach().float(), spec).to(weight.dtype)
+    return weight + (quantized - weight).detach()
+
+
+def ste_weights(model: nn.Module, names: list[str], spec: QuantSpec) -> dict[str, torch.Tensor]:
+    """Straight-through fake-quantized replacements for the named weights of `model`."""
+    params = dict(model.named_parameters())
+    return {name: straight_through(params[name], spec) for name in names}

@@ -1,0 +1,352 @@
+"""The training loop, top to bottom, on accelerate (one CPU to many GPUs, unchanged code).
+
+1. Everything that needs the original model θ0 happens before the first update: its cached
+   outputs (reference.py), the calibrated margins, the SURE row masks.
+2. Then AdamW steps: each is `grad_accum` micro-batches of forget (and retain) examples taken
+   in a seeded order that depends on the step only, so `--resume` replays the same batches.
+3. A step whose loss is NaN/inf or above `divergence_threshold` is never applied: the run stops
+   with a message naming the last good checkpoint.
+"""
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+
+from quail.errors import QuailError
+from quail.quant import parse_spec, quantize_model
+from quail.unlearn import checkpoint
+from quail.unlearn.batches import Encoded, chunks, collate, encode, stream_indices
+from quail.unlearn.config import UnlearnConfig
+from quail.unlearn.forward import forward, quantized_weight_names, ste_weights
+from quail.unlearn.losses import nll
+from quail.unlearn.methods import METHODS, Step
+from quail.unlearn.reference import (
+    LiveReference,
+    Margins,
+    Needs,
+    adapters_off,
+    build_reference,
+    cache_mode,
+    calibrate,
+    frozen_copy,
+    rounding_noise_copy,
+)
+from quail.unlearn.sure import RowMask, row_masks, row_saliency
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    curves: list[dict]  # per optimizer step: lr, its wall time, the loss and every term
+    margins: Margins | None
+    cache: str | None  # full, topk or live; None when no reference output was needed
+    wall_time_s: float
+
+
+def train(
+    model: nn.Module,
+    tokenizer,
+    forget: list,
+    retain: list | None,
+    config: UnlearnConfig,
+    checkpoints: Path | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Unlearn `forget` from `model` (updated in place) while keeping `retain`."""
+    started = time.perf_counter()
+    method = METHODS[config.method]
+    spec = parse_spec(config.quant) if config.quant else None
+    accelerator = Accelerator()
+    set_seed(config.seed)
+    device = accelerator.device
+    pad_id = _pad_id(tokenizer)
+    forget_enc = encode(forget, tokenizer, config.max_length, "forget")
+    retain_enc = encode(retain, tokenizer, config.max_length, "retain") if method.retain else None
+    if config.dtype == "bf16_pure":
+        model.to(torch.bfloat16)
+    model.to(device).eval()
+
+    # 1. What θ0 contributes, measured before any update.
+    needs = Needs(
+        forget_tokens=method.npo,
+        retain_dist=method.klr,
+        hinge=method.hinge,
+        hinge_logits=method.hinge and config.distance != "target",
+        hidden=method.hinge and config.layer_margins,
+        quant=method.hinge and config.hinge_on == "quant",
+    )
+    calibrated = method.hinge and config.margin is None
+    from_quantize = calibrated and config.margin_from == "quantize"
+    quant_model = quantize_model(model, spec).eval() if needs.quant or from_quantize else None
+    perturbed = quant_model if from_quantize else None
+    if calibrated and config.margin_from == "noise":
+        perturbed = rounding_noise_copy(model, spec, config.seed)
+    mode, reference, margins = None, None, None
+    if needs.any:
+        mode, reference, margins = _original_outputs(
+            model, quant_model, perturbed, needs, forget_enc, retain_enc, config, pad_id, device
+        )
+    del perturbed
+    mask = _sure_masks(model, forget_enc, config, pad_id, device) if method.sure else None
+    if config.lora_r:
+        model = _add_lora(model, config)
+    if mode == "live":
+        reference = _live_reference(model, quant_model if needs.quant else None, needs, config)
+    del quant_model  # the cache or the live reference holds what it needed
+
+    # 2. The optimizer steps.
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        params, lr=config.lr, weight_decay=0.0 if mask else config.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
+    row_mask = RowMask(model, mask, config.weight_decay) if mask else None
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+    quant_names = quantized_weight_names(model, accelerator.unwrap_model(model)) if spec else []
+
+    def run(batch, hidden):
+        return forward(
+            model, batch, hidden, ste_weights(model, quant_names, spec) if method.ste else None
+        )
+
+    def run_quant(batch, hidden):
+        return forward(model, batch, hidden, ste_weights(model, quant_names, spec))
+
+    start, curves, last_good, spent = 0, [], None, 0.0
+    if resume:
+        last_good = checkpoint.latest_checkpoint(checkpoints) if checkpoints else None
+        if last_good is None:
+            raise QuailError(f"nothing to resume: no checkpoint in {checkpoints}")
+        state = checkpoint.load_checkpoint(accelerator, last_good)
+        if state["config"] != _comparable(config):
+            raise QuailError(
+                f"checkpoint {last_good} was made with a different config; "
+                "resume with the same config or start a new --out"
+            )
+        start, curves, spent = state["step"], state["curves"], state["wall_time_s"]
+
+    world, rank = accelerator.num_processes, accelerator.process_index
+    columns = [
+        TextColumn("unlearn {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[losses]}"),
+    ]
+    show = config.progress and accelerator.is_main_process
+    with Progress(*columns, disable=not show) as progress:
+        task = progress.add_task(config.method, total=config.steps, completed=start, losses="")
+        for step in range(start, config.steps):
+            step_started = time.perf_counter()
+            terms_sum: dict[str, float] = {}
+            for micro in range(config.grad_accum):
+                slot = ((step * config.grad_accum + micro) * world + rank) * config.batch_size
+                forget_batch = _batch(
+                    forget_enc, config.seed, slot, config.batch_size, pad_id, device
+                )
+                retain_batch = (
+                    _batch(retain_enc, config.seed + 1, slot, config.batch_size, pad_id, device)
+                    if retain_enc
+                    else None
+                )
+                last_micro = micro == config.grad_accum - 1
+                with nullcontext() if last_micro else accelerator.no_sync(model):
+                    s = Step(config, forget_batch, retain_batch, run, run_quant, reference, margins)
+                    with _autocast(config, device):
+                        terms = method.loss(s)
+                    loss = sum(terms.values())
+                    accelerator.backward(loss / config.grad_accum)
+                for name, value in terms.items():
+                    terms_sum[name] = terms_sum.get(name, 0.0) + value.item() / config.grad_accum
+            total = accelerator.reduce(
+                torch.tensor(sum(terms_sum.values()), device=device), "mean"
+            ).item()
+            if not math.isfinite(total) or abs(total) > config.divergence_threshold:
+                raise QuailError(
+                    f"unlearning diverged at step {step + 1}: loss {total:.4g} "
+                    f"(NaN/inf or above divergence_threshold={config.divergence_threshold:g}); "
+                    "the update was not applied; last good checkpoint: "
+                    f"{last_good or 'none (set save_every=N to keep checkpoints)'}"
+                )
+            if row_mask:
+                row_mask.mask_grads()
+            if config.max_grad_norm:
+                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            lr = scheduler.get_last_lr()[0]
+            if row_mask:
+                row_mask.decay(lr)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+
+            seconds = time.perf_counter() - step_started
+            curves.append(
+                {"step": step + 1, "lr": lr, "seconds": seconds, "loss": total, **terms_sum}
+            )
+            progress.update(
+                task,
+                advance=1,
+                losses=" ".join(
+                    f"{k}={v:.4f}"
+                    for k, v in curves[-1].items()
+                    if k not in ("step", "lr", "seconds")
+                ),
+            )
+            if checkpoints and config.save_every and (step + 1) % config.save_every == 0:
+                state = {
+                    "step": step + 1,
+                    "curves": curves,
+                    "config": _comparable(config),
+                    "wall_time_s": spent + time.perf_counter() - started,
+                }
+                last_good = checkpoint.save_checkpoint(accelerator, checkpoints, step + 1, state)
+
+    accelerator.wait_for_everyone()
+    model = accelerator.unwrap_model(model)
+    if config.lora_r:
+        model = model.merge_and_unload()
+    model.eval()
+    return TrainResult(model, curves, margins, mode, spent + time.perf_counter() - started)
+
+
+def _autocast(config: UnlearnConfig, device: torch.device):
+    """bf16 autocast where asked for (or, with `auto`, on GPUs that have bf16); the original's
+    outputs are computed under the same autocast, so KLR and the hinge start at exactly 0.
+
+    Done here rather than through Accelerator(mixed_precision=...), which can be set once per
+    process only. `dtype=bf16` means fp32 master weights under bf16 compute.
+    """
+    if config.dtype == "bf16":
+        enabled = True
+    elif config.dtype == "bf16_pure":
+        enabled = False
+    elif config.mixed_precision == "auto":
+        enabled = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    else:
+        enabled = config.mixed_precision == "bf16"
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def _schedule(config: UnlearnConfig):
+    """Multiplier of lr at each step: linear warmup, then constant, linear or cosine decay."""
+
+    def factor(step: int) -> float:
+        if step < config.warmup_steps:
+            return step / config.warmup_steps
+        done = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+        if config.schedule == "linear":
+            return max(0.0, 1.0 - done)
+        if config.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, done)))
+        return 1.0
+
+    return factor
+
+
+def _pad_id(tokenizer) -> int:
+    for token_id in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if token_id is not None:
+            return token_id
+    return 0
+
+
+def _n_targets(encoded: list[Encoded] | None) -> int:
+    return sum(sum(e.is_target[1:]) for e in encoded or [])
+
+
+def _batch(encoded, seed, slot, size, pad_id, device):
+    return collate(encoded, stream_indices(len(encoded), seed, slot, size), pad_id).to(device)
+
+
+def _forget_nll(model, encoded, pad_id, device, batch_size):
+    """The forget NLL of each pass-over batch, weighted by its share of the examples."""
+    for index in chunks(len(encoded), batch_size):
+        out = forward(model, collate(encoded, index, pad_id).to(device))
+        yield nll(out.logits, out.targets) * len(index) / len(encoded)
+
+
+def _original_outputs(
+    model, quant_model, perturbed, needs, forget_enc, retain_enc, config, pad_id, device
+):
+    """Cache mode, cached reference (None when live) and margins, from one pass of θ0."""
+    mode = cache_mode(
+        config.cache,
+        needs,
+        _n_targets(forget_enc),
+        _n_targets(retain_enc),
+        model.config.vocab_size,
+        model.config.num_hidden_layers * model.config.hidden_size if needs.hidden else 0,
+        config.cache_topk,
+        config.cache_max_mb,
+    )
+    measure = None
+    if needs.hinge and config.margin is None:
+        measure = calibrate(config.distance, config.margin_multiple, config.layer_margins)
+    with _autocast(config, device):
+        reference, margins = build_reference(
+            lambda b, h: forward(model, b, h),
+            (lambda b, h: forward(quant_model, b, h)) if quant_model is not None else None,
+            (lambda b, h: forward(perturbed, b, h)) if perturbed is not None else None,
+            forget_enc,
+            retain_enc,
+            needs,
+            mode,
+            config.cache_topk,
+            pad_id,
+            device,
+            config.batch_size,
+            measure,
+        )
+    if needs.hinge and config.margin is not None:
+        margins = Margins(config.margin, [config.margin] * model.config.num_hidden_layers)
+    return mode, reference, margins
+
+
+def _sure_masks(model, forget_enc, config, pad_id, device) -> dict:
+    saliency = row_saliency(
+        model, lambda: _forget_nll(model, forget_enc, pad_id, device, config.batch_size)
+    )
+    return row_masks(saliency, config.sure_percentile)
+
+
+def _live_reference(model, quant_model, needs: Needs, config: UnlearnConfig) -> LiveReference:
+    """θ0 kept in memory: the LoRA model with adapters off, or a frozen copy."""
+    orig = model if config.lora_r else frozen_copy(model)
+
+    def run_orig(batch, hidden):
+        with adapters_off(orig):
+            return forward(orig, batch, hidden)
+
+    run_quant = (lambda b, h: forward(quant_model, b, h)) if quant_model is not None else None
+    return LiveReference(run_orig, run_quant, needs)
+
+
+def _add_lora(model: nn.Module, config: UnlearnConfig) -> nn.Module:
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise QuailError("lora_r > 0 needs peft: pip install 'quail-unlearn[lora]'") from None
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.lora_targets,
+    )
+    return get_peft_model(model, lora)
+
+
+def _comparable(config: UnlearnConfig) -> dict:
+    """The config as a checkpoint must match it on resume (display options aside)."""
+    values = asdict(config)
+    values.pop("progress")
+    return values

@@ -1,0 +1,148 @@
+"""Methods: named combinations of losses, in one registry.
+
+A method is a function from a `Step` (lazy access to the current model's outputs, the frozen
+original's and the margins) to named, already weighted loss terms, which the loop sums. Adding a
+method is one function and one line in METHODS; SURE and STE are flags, because they change how
+the loop updates or runs the model, not the loss.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+
+from quail.unlearn import losses
+
+
+class Step:
+    """What a method may look at for one micro-batch; each part is computed on first use."""
+
+    def __init__(self, config, forget_batch, retain_batch, run, run_quant, reference, margins):
+        self.config = config
+        self.forget_batch, self.retain_batch = forget_batch, retain_batch
+        self._run, self._run_quant = run, run_quant
+        self._reference, self.margins = reference, margins
+
+    @cached_property
+    def forget(self):
+        hidden = self.config.layer_margins and self.config.hinge_on == "fp"
+        return self._run(self.forget_batch, hidden)
+
+    @cached_property
+    def forget_quant(self):
+        """The forget batch through the fake-quantized model, straight-through gradients."""
+        return self._run_quant(self.forget_batch, self.config.layer_margins)
+
+    @cached_property
+    def retain(self):
+        return self._run(self.retain_batch, False)
+
+    @cached_property
+    def forget_ref(self) -> dict:
+        return self._reference("forget", self.forget_batch)
+
+    @cached_property
+    def retain_ref(self) -> dict:
+        return self._reference("retain", self.retain_batch)
+
+
+def ga(s: Step) -> dict[str, torch.Tensor]:
+    return {"forget": losses.ga_loss(s.forget.logits, s.forget.targets)}
+
+
+def npo(s: Step) -> dict[str, torch.Tensor]:
+    out = s.forget
+    seq = losses.sequence_logprob(out.logits, out.targets, out.seq, out.n_seq)
+    ref = torch.zeros_like(seq).index_add(0, out.seq, s.forget_ref["token_logprob"])
+    return {"forget": losses.npo_loss(seq, ref, s.config.beta)}
+
+
+def gdr(s: Step) -> dict[str, torch.Tensor]:
+    return {"retain": s.config.alpha * losses.nll(s.retain.logits, s.retain.targets)}
+
+
+def klr(s: Step) -> dict[str, torch.Tensor]:
+    ref = s.retain_ref
+    if "logprobs" in ref:
+        kl = losses.kl_full(ref["logprobs"], s.retain.logits)
+    else:
+        kl = losses.kl_topk(ref["topk_values"], ref["topk_index"], s.retain.logits)
+    return {"retain": s.config.alpha * kl}
+
+
+def hinge(s: Step) -> dict[str, torch.Tensor]:
+    """relu(m − d(z_θ, z_ref)) on forget target tokens; z_ref is θ0's logits, or Q(θ0)'s when
+    the hinge is enforced on the fake-quantized model (`hinge_on=quant`). Layer terms use `l2`
+    when the logit distance is `target`, which has no meaning for hidden states."""
+    cfg, ref = s.config, s.forget_ref
+    out = s.forget_quant if cfg.hinge_on == "quant" else s.forget
+    if cfg.distance == "target":
+        dist = ref["target_logprob"] - losses.target_logprob(out.logits, out.targets)
+    else:
+        dist = losses.distance(out.logits, ref["logits"], cfg.distance)
+    loss = losses.hinge_loss(dist, s.margins.logits)
+    if cfg.layer_margins:
+        kind = layer_distance(cfg.distance)
+        layer_terms = [
+            losses.hinge_loss(losses.distance(h, h0, kind, center=False), m)
+            for h, h0, m in zip(out.hidden, ref["hidden"].unbind(1), s.margins.layers, strict=True)
+        ]
+        loss = loss + torch.stack(layer_terms).mean()
+    return {"hinge": cfg.gamma * loss}
+
+
+def layer_distance(kind: str) -> str:
+    return "l2" if kind == "target" else kind
+
+
+def ga_gdr(s: Step):
+    return ga(s) | gdr(s)
+
+
+def ga_klr(s: Step):
+    return ga(s) | klr(s)
+
+
+def npo_gdr(s: Step):
+    return npo(s) | gdr(s)
+
+
+def npo_klr(s: Step):
+    return npo(s) | klr(s)
+
+
+def quail(s: Step):
+    return ga_gdr(s) | hinge(s)
+
+
+def quail_npo(s: Step):
+    return npo_gdr(s) | hinge(s)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A loss function plus what it needs: a retain set, the original's outputs, and whether
+    the loop masks rows (SURE) or runs the model through fake-quantized weights (STE)."""
+
+    loss: Callable[[Step], dict[str, torch.Tensor]]
+    retain: bool = False
+    npo: bool = False  # reads θ0's forget token log-probs
+    klr: bool = False  # reads θ0's retain distribution
+    hinge: bool = False  # reads θ0's forget logits and the margins
+    sure: bool = False
+    ste: bool = False
+
+
+METHODS: dict[str, Method] = {
+    "ga": Method(ga),
+    "ga_gdr": Method(ga_gdr, retain=True),
+    "ga_klr": Method(ga_klr, retain=True, klr=True),
+    "npo": Method(npo, npo=True),
+    "npo_gdr": Method(npo_gdr, retain=True, npo=True),
+    "npo_klr": Method(npo_klr, retain=True, npo=True, klr=True),
+    "quail": Method(quail, retain=True, hinge=True),
+    "quail_npo": Method(quail_npo, retain=True, npo=True, hinge=True),
+    "sure_ga_gdr": Method(ga_gdr, retain=True, sure=True),
+    "ste_ga_gdr": Method(ga_gdr, retain=True, ste=True),
+}

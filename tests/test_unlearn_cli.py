@@ -1,0 +1,76 @@
+"""`quail unlearn`: a thin layer over quail.unlearn.unlearn; bad input is one line, exit 2."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import unlearn_tiny as tiny
+from quail.cli import app
+from quail.data import build_dataset
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("unlearn_cli")
+    build_dataset(root / "data", seed=0, size="small")
+    model = tiny.trained_model()
+    model.save_pretrained(root / "model")
+    tiny.tokenizer().save_pretrained(root / "model")
+    return root
+
+
+def test_unlearn_command_writes_a_model_folder_and_run_json(folders, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("steps: 5\nlr: 1.0e-3\nbatch_size: 4\n")
+    out = tmp_path / "out"
+    args = [
+        "unlearn",
+        "--model",
+        str(folders / "model"),
+        "--data",
+        str(folders / "data"),
+        "--method",
+        "quail",
+        "--quant",
+        "rtn-int4-g16",
+        "--out",
+        str(out),
+        "--config",
+        str(config),
+        "steps=3",
+        "progress=false",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["method"] == "quail" and run["config"]["steps"] == 3
+    assert run["config"]["lr"] == 1e-3 and run["config"]["quant"] == "rtn-int4-g16"
+    assert (out / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--method", "nope"], "unknown method 'nope'"),
+        (["--method", "quail"], "hinge_on=quant needs a quantization spec"),
+        (["--method", "quail", "margin=null", "hinge_on=fp"], "calibrated margin needs a"),
+        (["lr=-1"], "lr must be positive"),
+        (["--task", "poems"], "unknown task"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(folders, tmp_path, extra, message):
+    args = [
+        "unlearn",
+        "--model",
+        str(folders / "model"),
+        "--data",
+        str(folders / "data"),
+        "--out",
+        str(tmp_path / "out"),
+        *extra,
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

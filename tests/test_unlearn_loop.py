@@ -1,0 +1,199 @@
+"""The loop's promises: outputs, resume, divergence guard, one-line config errors."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+
+import unlearn_tiny as tiny
+from quail.errors import QuailError
+from quail.unlearn import loop, make_config, unlearn
+from quail.unlearn.config import load_config
+
+CONFIG = {
+    "method": "quail",
+    "hinge_on": "fp",
+    "margin": 0.2,
+    "steps": 6,
+    "lr": 3e-3,
+    "batch_size": 3,
+    "grad_accum": 2,
+    "schedule": "cosine",
+    "warmup_steps": 2,
+    "progress": False,
+}
+
+
+def weights(folder):
+    return load_file(str(folder / "model.safetensors"))
+
+
+def go(out, resume=False, **overrides):
+    forget, retain = tiny.split()
+    return unlearn(
+        tiny.trained_model(),
+        forget,
+        retain,
+        {**CONFIG, **overrides},
+        tokenizer=tiny.tokenizer(),
+        out=out,
+        resume=resume,
+    )
+
+
+def test_output_folder_loads_in_transformers_with_run_json(tmp_path):
+    result = go(tmp_path / "out")
+    out = tmp_path / "out"
+    names = {p.name for p in out.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "run.json"} <= names
+    model = AutoModelForCausalLM.from_pretrained(out)
+    for (_, a), (_, b) in zip(
+        model.named_parameters(), result.model.named_parameters(), strict=True
+    ):
+        assert torch.equal(a, b)
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["method"] == "quail" and run["seed"] == 0
+    assert len(run["curves"]) == 6 and {"forget", "retain", "hinge", "lr"} <= set(run["curves"][0])
+    assert {"torch", "transformers", "accelerate"} <= set(run["environment"])
+    assert run["wall_time_s"] > 0
+    assert not list(tmp_path.glob(".out.tmp-*"))
+
+
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path, monkeypatch):
+    go(tmp_path / "straight")
+    calls = {"n": 0}
+    real_batch = loop._batch
+
+    def crash_after_four_steps(*args):
+        calls["n"] += 1
+        if calls["n"] > 2 * 2 * 4:  # (forget + retain) x grad_accum x 4 steps
+            raise KeyboardInterrupt
+        return real_batch(*args)
+
+    monkeypatch.setattr(loop, "_batch", crash_after_four_steps)
+    with pytest.raises(KeyboardInterrupt):
+        go(tmp_path / "resumed", save_every=3)
+    assert (tmp_path / "resumed.checkpoints" / "step-000003").is_dir()
+    assert not (tmp_path / "resumed").exists()
+    monkeypatch.setattr(loop, "_batch", real_batch)
+    result = go(tmp_path / "resumed", resume=True, save_every=3)
+    assert [c["step"] for c in result.curves] == [1, 2, 3, 4, 5, 6]
+    straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name
+    assert not (tmp_path / "resumed.checkpoints").exists()
+
+
+def test_resume_without_checkpoint_or_with_another_config_is_refused(tmp_path):
+    with pytest.raises(QuailError, match="nothing to resume"):
+        go(tmp_path / "none", resume=True, save_every=3)
+    with pytest.raises(QuailError, match="diverged"):
+        go(tmp_path / "a", save_every=2, divergence_threshold=0.5, lr=1.0, steps=50)
+    with pytest.raises(QuailError, match="different config"):
+        go(tmp_path / "a", resume=True, save_every=2, lr=0.5)
+
+
+def test_divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    with pytest.raises(QuailError) as err:
+        go(
+            tmp_path / "out",
+            method="ga",
+            lr=0.5,
+            steps=200,
+            save_every=2,
+            divergence_threshold=30.0,
+            max_grad_norm=0.0,
+        )
+    message = str(err.value)
+    assert "diverged at step" in message and "\n" not in message
+    assert "last good checkpoint" in message and "step-" in message
+    kept = list((tmp_path / "out.checkpoints").glob("step-*"))
+    assert len(kept) == 1 and str(kept[0]) in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_divergence_on_nan_without_checkpoints(monkeypatch):
+    real_loss = loop.METHODS["ga"].loss
+
+    def nan_loss(s):
+        return {"forget": real_loss(s)["forget"] * float("nan")}
+
+    monkeypatch.setitem(loop.METHODS, "ga", loop.METHODS["ga"].__class__(nan_loss))
+    forget, retain = tiny.split()
+    with pytest.raises(QuailError, match=r"diverged at step 1: loss nan.*none"):
+        unlearn(
+            tiny.trained_model(),
+            forget,
+            retain,
+            {"method": "ga", "progress": False},
+            tokenizer=tiny.tokenizer(),
+        )
+
+
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [
+        ({"method": "forget_everything"}, "unknown method 'forget_everything'"),
+        ({"lr": -1e-5}, "lr must be positive"),
+        ({"method": "quail", "margin": None, "hinge_on": "fp"}, "calibrated margin needs a"),
+        ({"method": "quail", "margin": None, "hinge_on": "fp", "quant": "fp"}, "calibrated margin"),
+        ({"method": "quail"}, "hinge_on=quant needs a quantization spec"),
+        ({"method": "ste_ga_gdr"}, "pass --quant SPEC"),
+        ({"distance": "cosine"}, "config 'distance' is 'cosine'; choose one of"),
+        ({"steps": "many"}, "config 'steps' must be int"),
+        ({"learning_rate": 1e-5}, "unknown config key 'learning_rate'"),
+        ({"quant": "int42"}, "int42"),
+        ({"method": "sure_ga_gdr", "lora_r": 4}, "lora_r > 0 cannot be combined"),
+        ({"method": "quail", "quant": "int4", "lora_r": 4}, "set hinge_on=fp or lora_r=0"),
+    ],
+)
+def test_bad_configs_give_one_line_errors(values, match):
+    with pytest.raises(QuailError, match=match) as err:
+        make_config(values)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_retain_set_is_a_one_line_error():
+    forget, _ = tiny.split()
+    with pytest.raises(QuailError, match="needs a retain set") as err:
+        unlearn(
+            tiny.trained_model(), forget, None, {"method": "npo_gdr"}, tokenizer=tiny.tokenizer()
+        )
+    assert "\n" not in str(err.value)
+
+
+def test_yaml_and_key_value_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("method: npo_klr\nlr: 1e-4\nsteps: 10\nlora_targets: [q_proj]\n")
+    config = load_config(
+        path, ["lr=2e-5", "beta=0.2", "margin=null", "progress=false", "lora_targets=q_proj,v_proj"]
+    )
+    assert config.method == "npo_klr" and config.steps == 10
+    assert config.lr == 2e-5 and config.beta == 0.2 and config.margin is None
+    assert config.progress is False and config.lora_targets == ["q_proj", "v_proj"]
+    with pytest.raises(QuailError, match="not key=value"):
+        load_config(None, ["lr"])
+
+
+def test_existing_output_is_not_overwritten(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    with pytest.raises(QuailError, match="not empty"):
+        go(tmp_path / "out")
+
+
+def test_top_level_quail_unlearn_is_the_api():
+    import quail
+
+    forget, retain = tiny.split()
+    result = quail.unlearn(
+        tiny.trained_model(),
+        forget,
+        retain,
+        {"method": "ga", "steps": 1, "progress": False},
+        tokenizer=tiny.tokenizer(),
+    )
+    assert len(result.curves) == 1
+    assert quail.unlearn.METHODS is not None

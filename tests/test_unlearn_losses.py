@@ -1,0 +1,126 @@
+"""Each loss against a hand computation on a tiny batch."""
+
+import math
+
+import pytest
+import torch
+
+from quail.unlearn import losses
+
+
+def test_nll_and_ga_match_hand_computation():
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 3.0]])
+    targets = torch.tensor([0, 1])
+    by_hand = (
+        -(math.log(math.exp(2) / (math.exp(2) + 2)) + math.log(math.e / (1 + math.e + math.exp(3))))
+        / 2
+    )
+    assert losses.nll(logits, targets).item() == pytest.approx(by_hand, rel=1e-6)
+    assert losses.ga_loss(logits, targets).item() == pytest.approx(-by_hand, rel=1e-6)
+
+
+def test_sequence_logprob_sums_tokens_per_example():
+    logits = torch.randn(5, 7)
+    targets = torch.tensor([1, 2, 3, 4, 5])
+    seq = torch.tensor([0, 0, 1, 1, 1])
+    token = torch.log_softmax(logits, -1)[torch.arange(5), targets]
+    got = losses.sequence_logprob(logits, targets, seq, 2)
+    assert torch.allclose(got, torch.stack([token[:2].sum(), token[2:].sum()]))
+
+
+def test_npo_matches_closed_form_and_its_gradient():
+    seq = torch.tensor([-3.0, -1.0, -6.0], requires_grad=True)
+    ref = torch.tensor([-2.0, -2.0, -2.0])
+    beta = 0.5
+    ratio = (seq - ref).detach()
+    closed = (2 / beta) * torch.log1p(torch.exp(beta * ratio)).mean()
+    loss = losses.npo_loss(seq, ref, beta)
+    assert loss.item() == pytest.approx(closed.item(), rel=1e-6)
+    loss.backward()
+    # d/d log π = (2/n) σ(β·ratio): GA's gradient, damped once the answer is unlikely
+    assert torch.allclose(seq.grad, 2 / 3 * torch.sigmoid(beta * ratio))
+    # at the start (π = π_ref) the loss is (2/β) log 2
+    start = losses.npo_loss(ref, ref, beta)
+    assert start.item() == pytest.approx(2 / beta * math.log(2), rel=1e-6)
+
+
+def test_kl_full_matches_hand_and_is_zero_on_equal_models():
+    ref_logits = torch.tensor([[1.0, 0.0, -1.0]])
+    logits = torch.tensor([[0.0, 0.5, 0.0]])
+    p = torch.softmax(ref_logits, -1)
+    q = torch.softmax(logits, -1)
+    by_hand = (p * (p / q).log()).sum().item()
+    ref_lp = torch.log_softmax(ref_logits, -1)
+    assert losses.kl_full(ref_lp, logits).item() == pytest.approx(by_hand, rel=1e-5)
+    assert losses.kl_full(ref_lp, ref_logits).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_kl_topk_is_full_kl_with_all_tokens_and_a_lower_bound_with_fewer():
+    torch.manual_seed(0)
+    ref_logits, logits = torch.randn(4, 10), torch.randn(4, 10)
+    ref_lp = torch.log_softmax(ref_logits, -1)
+    full = losses.kl_full(ref_lp, logits)
+    values, index = ref_lp.topk(10, -1)
+    assert losses.kl_topk(values, index, logits).item() == pytest.approx(full.item(), rel=1e-4)
+    values, index = ref_lp.topk(3, -1)
+    coarse = losses.kl_topk(values, index, logits)
+    assert 0 < coarse.item() <= full.item()
+    assert losses.kl_topk(values, index, ref_logits).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_distances_by_hand_ignore_shifts_and_vocab_size():
+    z0 = torch.zeros(1, 4)
+    z = torch.tensor([[1.0, -1.0, 3.0, -3.0]])  # mean zero already
+    assert losses.distance(z, z0, "l2").item() == pytest.approx(math.sqrt(5.0))
+    assert losses.distance(z, z0, "linf").item() == pytest.approx(3.0)
+    assert losses.distance(z, z0, "mean_abs").item() == pytest.approx(2.0)
+    for kind in ("l2", "linf", "mean_abs"):
+        shifted = losses.distance(z + 7.0, z0, kind)
+        assert shifted.item() == pytest.approx(losses.distance(z, z0, kind).item())
+    wide = z.repeat(1, 250)  # same pattern over a 1000-token vocabulary
+    assert losses.distance(wide, torch.zeros_like(wide), "l2").item() == pytest.approx(math.sqrt(5))
+
+
+def test_target_distance_is_the_drop_of_the_answers_log_probability():
+    z0 = torch.tensor([[2.0, 0.0, 0.0]])
+    z = torch.tensor([[0.0, 0.0, 0.0]])
+    drop = math.log(math.exp(2) / (math.exp(2) + 2)) - math.log(1 / 3)
+    targets = torch.tensor([0])
+    assert losses.distance(z, z0, "target", targets=targets).item() == pytest.approx(drop)
+    assert losses.distance(z0, z, "target", targets=targets).item() == pytest.approx(-drop)
+
+
+def test_hinge_zero_when_margin_holds_positive_otherwise():
+    d = torch.tensor([0.5, 2.0, 3.0])
+    assert losses.hinge_loss(d, 0.5).item() == 0.0
+    assert losses.hinge_loss(d, 2.5).item() == pytest.approx((2.0 + 0.5 + 0.0) / 3)
+
+
+@pytest.mark.parametrize("kind", ["l2", "linf", "mean_abs", "target"])
+def test_hinge_gradient_pushes_logits_away_from_the_original(kind):
+    torch.manual_seed(1)
+    z0 = torch.randn(3, 8)
+    targets = torch.tensor([1, 2, 3])
+    z = (z0 + 0.01 * torch.randn(3, 8)).requires_grad_()
+    before = losses.distance(z, z0, kind, targets=targets).detach()
+    loss = losses.hinge_loss(losses.distance(z, z0, kind, targets=targets), margin=1.0)
+    assert loss.item() > 0
+    loss.backward()
+    with torch.no_grad():
+        after = losses.distance(z - 0.01 * z.grad, z0, kind, targets=targets)
+    assert (after > before).all()
+
+
+def test_l2_distance_gradient_matches_autograd_on_the_plain_formula():
+    torch.manual_seed(2)
+    z0 = torch.randn(4, 30, dtype=torch.float64)
+    for center in (True, False):
+        a = torch.randn(4, 30, dtype=torch.float64, requires_grad=True)
+        b = a.detach().clone().requires_grad_()
+        weights = torch.rand(4, dtype=torch.float64)
+        (losses.distance(a, z0, "l2", center=center) * weights).sum().backward()
+        diff = b.float() - z0.float()
+        if center:
+            diff = diff - diff.mean(-1, keepdim=True)
+        (diff.square().mean(-1).sqrt() * weights.float()).sum().backward()
+        assert torch.allclose(a.grad.float(), b.grad.float(), atol=1e-6)

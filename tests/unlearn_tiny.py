@@ -1,0 +1,95 @@
+"""A tiny word-level world for the unlearning tests: tokenizer, facts, a Llama that knows them."""
+
+import functools
+
+import torch
+from tokenizers import Tokenizer
+from tokenizers.models import WordLevel
+from tokenizers.pre_tokenizers import Whitespace
+from tokenizers.processors import TemplateProcessing
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from quail.data.examples import Example
+from quail.unlearn.batches import collate, encode
+from quail.unlearn.forward import forward
+from quail.unlearn.losses import nll
+
+torch.set_num_threads(1)  # tiny models: extra threads on a shared 2-core box only contend
+
+PEOPLE = ["ada", "bo", "cy", "di", "ed", "flo", "gus", "hal", "ivy", "jo", "kai", "lu"]
+CITIES = ["paris", "rome", "oslo", "lima", "cairo", "delhi", "quito", "riga"]
+JOBS = ["baker", "pilot", "nurse", "judge", "smith", "tailor"]
+SPECIAL = ["<pad>", "<bos>", "<eos>", "<unk>"]
+WORDS = SPECIAL + PEOPLE + CITIES + JOBS + ["lives", "in", "works", "as", "a"]
+
+
+def tokenizer() -> PreTrainedTokenizerFast:
+    vocab = {w: i for i, w in enumerate(WORDS)}
+    tok = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = Whitespace()
+    tok.post_processor = TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 1)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
+
+
+def facts() -> list[Example]:
+    out = []
+    for i, person in enumerate(PEOPLE):
+        out.append(Example(f"{person} lives in", f" {CITIES[i % len(CITIES)]}"))
+        out.append(Example(f"{person} works as a", f" {JOBS[(i * 5) % len(JOBS)]}"))
+    return out
+
+
+def split() -> tuple[list[Example], list[Example]]:
+    """Forget the first two people's facts, retain the rest."""
+    everything = facts()
+    return everything[:4], everything[4:]
+
+
+def fresh_model(seed: int = 0) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(WORDS),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+    )
+    return LlamaForCausalLM(config)
+
+
+@functools.lru_cache(maxsize=1)
+def _trained_state() -> dict:
+    model, tok = fresh_model(), tokenizer()
+    encoded = encode(facts(), tok, 32, "facts")
+    batch = collate(encoded, list(range(len(encoded))), tok.pad_token_id)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        out = forward(model, batch)
+        loss = nll(out.logits, out.targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def trained_model() -> LlamaForCausalLM:
+    """A fresh copy of a tiny Llama that has learned every fact (trained once per process)."""
+    model = fresh_model()
+    model.load_state_dict(_trained_state())
+    return model.eval()
+
+
+@torch.no_grad()
+def mean_nll(model, examples: list[Example]) -> float:
+    tok = tokenizer()
+    encoded = encode(examples, tok, 32, "eval")
+    out = forward(model, collate(encoded, list(range(len(encoded))), tok.pad_token_id))
+    return nll(out.logits, out.targets).item()
