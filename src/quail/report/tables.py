@@ -61,18 +61,18 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pivot_rows(results: dict) -> tuple[list[str], list[list[str]]]:
-    """The headline forget metric with one column per precision (reference or backend), one
-    row per model, each quantized cell followed by its recovery in brackets."""
-    headline = results["headline_metric"]
+def pivot_rows(results: dict, metric: str | None = None) -> tuple[list[str], list[list[str]]]:
+    """One metric (default: the headline forget metric) with one column per precision
+    (reference or backend) and one row per model; a forget metric's quantized cells carry
+    their recovery in brackets."""
+    metric = metric or results["headline_metric"]
     headers = ["Method", *results["specs"]]
     rows = []
     for name, metrics, recovery, _ in _runs(results):
         row = [name]
         for spec in results["specs"]:
-            value = metrics.get(spec, {}).get(headline)
-            cell = _cell(value, 2)
-            entry = recovery.get(spec, {}).get(headline)
+            cell = _cell(metrics.get(spec, {}).get(metric), 2)
+            entry = recovery.get(spec, {}).get(metric)
             if entry is not None:
                 cell += f" ({_recovery_cell(entry)})"
             row.append(cell)
@@ -80,8 +80,15 @@ def pivot_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-def markdown_pivot(results: dict) -> str:
-    headers, rows = pivot_rows(results)
+def utility_metric(results: dict) -> str:
+    """The retain-side counterpart of the headline metric, shown beside it."""
+    return (
+        "acc_claims_retain" if results["headline_metric"].startswith("acc_") else "knowmem_retain"
+    )
+
+
+def markdown_pivot(results: dict, metric: str | None = None) -> str:
+    headers, rows = pivot_rows(results, metric)
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
