@@ -62,6 +62,12 @@ def test_tiny_model_learns_its_facts_and_sits_on_the_grid(trained, data):
     assert read_metadata(out)["metrics"] == m
 
 
+def test_retrained_reference_never_learns_the_forget_set(data, tmp_path):
+    m = train_base_model(data, tmp_path / "retrain", TINY.replace(train_forget=False))
+    assert m["reached_target"] and m["retain"] >= 0.95
+    assert m["forget"] <= m["holdout_chance"] + 0.25  # forget entities are as unseen as holdout
+
+
 def test_saved_model_loads_in_plain_transformers_and_answers(trained, data):
     out, _ = trained
     model = AutoModelForCausalLM.from_pretrained(out)

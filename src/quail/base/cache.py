@@ -70,10 +70,11 @@ def write_base_model(
     task: str = "knowledge",
     overwrite: bool = False,
     log: Callable[[str], None] = lambda s: None,
+    config: BaseConfig | None = None,
 ) -> dict:
     """Copy the (cached, or trained now) built-in model for `data_dir` to `out_dir`; return
     its measured accuracies."""
     with atomic_dir(out_dir, overwrite) as tmp:
-        source = cached_model(data_dir, task, log=log)
+        source = cached_model(data_dir, task, config, log=log)
         shutil.copytree(source, tmp, dirs_exist_ok=True)
     return read_metadata(out_dir)["metrics"]

@@ -24,6 +24,8 @@ class BaseConfig:
     eval_every: int = 5
     target_accuracy: float = 0.95
     snap: str | None = "int4"
+    # False: the "retrained" reference, trained on the retain entities only (MUSE PrivLeak)
+    train_forget: bool = True
     snap_lr: float = 3e-4
     snap_max_epochs: int = 60
     # Matrices this small gain nothing from more threads, and on a shared machine two threads

@@ -8,6 +8,7 @@ COLUMNS = (  # (metric, header, decimals); ↓ = lower means more forgotten, ↑
     ("knowmem_retain", "KnowMem retain ↑", 1),
     ("em_retain", "EM retain ↑", 2),
     ("mia_auc", "MIA AUC", 2),
+    ("privleak", "PrivLeak %", 1),
     ("ppl_retain", "PPL retain", 2),
     ("acc_claims_forget", "Acc claims forget ↓", 2),
     ("acc_claims_retain", "Acc claims retain ↑", 2),

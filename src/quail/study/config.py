@@ -43,6 +43,8 @@ class StudyConfig:
     headline_metric: str | None = None  # default: knowmem_forget, or acc_claims_forget
     eval_limit: int | None = 200  # probes per set (a seeded sample), to bound the run time
     unlearn: dict = field(default_factory=dict)
+    retrain: bool = False  # also train the built-in base without the forget set (PrivLeak)
+    inject: dict = field(default_factory=dict)  # quail.countries.InjectConfig; {} = no injection
     methods: list[MethodRun] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -116,6 +118,17 @@ def _validate(config: StudyConfig) -> None:
     if config.analysis_specs is None:
         config.analysis_specs = [s for s in config.specs if s != "fp"]
     config.analysis_specs = [parse_spec(s).name for s in config.analysis_specs]
+    if config.inject or config.data == "countries":
+        from quail.countries import inject_config
+
+        inject_config(config.inject)
+        if config.base == "builtin":
+            raise QuailError("country data and injection need a pretrained base: e.g. smollm2-135m")
+    if config.retrain and (config.base != "builtin" or config.task != "knowledge"):
+        raise QuailError(
+            "retrain needs the built-in knowledge base (base: builtin, task: knowledge): "
+            "remove retrain for other bases"
+        )
     if config.task not in ("knowledge", "claims"):
         raise QuailError(f"unknown task {config.task!r}: use knowledge or claims")
     allowed = FORGET_METRICS if config.task == "knowledge" else ("acc_claims_forget",)

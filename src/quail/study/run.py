@@ -50,6 +50,11 @@ def run_study(
             "analysis": analysis,
             "unlearn": _run_summary(model_dir),
         }
+    retrain = None
+    if config.retrain:
+        retrain_dir = _retrained(data_dir, out, log)
+        retrain = {"fp": _evaluation(retrain_dir, eval_data, "fp", out / "cells" / "retrain", log)}
+        _add_privleak([original, *(m["metrics"] for m in methods.values())], retrain["fp"])
     results = {
         "schema_version": SCHEMA_VERSION,
         "name": config.name,
@@ -62,6 +67,7 @@ def run_study(
         "config_yaml": yaml.safe_dump(config.to_dict(), sort_keys=False),
         "environment": environment(),
         "original": {"metrics": original},
+        "retrain": None if retrain is None else {"metrics": retrain},
         "methods": methods,
     }
     atomic_write_json(out / "results.json", results)
@@ -147,6 +153,29 @@ def _base(config: StudyConfig, data_dir: Path, out: Path, log) -> Path:
         log("getting the built-in base model (trained once, then cached)")
         write_base_model(data_dir, base_dir, config.task, log=log)
     return base_dir
+
+
+def _retrained(data_dir: Path, out: Path, log) -> Path:
+    """The built-in base trained on the retain entities only: the model unlearning should
+    ideally become, and MUSE's reference for PrivLeak."""
+    retrain_dir = out / "retrain"
+    if not (retrain_dir / "config.json").is_file():
+        from quail.base import BASE_CONFIG, write_base_model
+
+        log("getting the retrained reference (base without the forget set; cached)")
+        config = BASE_CONFIG.replace(train_forget=False)
+        write_base_model(data_dir, retrain_dir, "knowledge", log=log, config=config)
+    return retrain_dir
+
+
+def _add_privleak(metric_tables: list[dict], retrain_fp: dict) -> None:
+    """PrivLeak = (AUC − AUC_retrain) / AUC_retrain × 100 beside every Min-K% AUC."""
+    from quail.evaluate.metrics import privleak
+
+    for table in metric_tables:
+        for scores in table.values():
+            if "mia_auc" in scores and "mia_auc" in retrain_fp:
+                scores["privleak"] = privleak(scores["mia_auc"], retrain_fp["mia_auc"])
 
 
 def _eval_data(config: StudyConfig, data_dir: Path):
