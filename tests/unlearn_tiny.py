@@ -14,7 +14,6 @@ from quail.unlearn.batches import collate, encode
 from quail.unlearn.forward import forward
 from quail.unlearn.losses import nll
 
-
 PEOPLE = ["ada", "bo", "cy", "di", "ed", "flo", "gus", "hal", "ivy", "jo", "kai", "lu"]
 CITIES = ["paris", "rome", "oslo", "lima", "cairo", "delhi", "quito", "riga"]
 JOBS = ["baker", "pilot", "nurse", "judge", "smith", "tailor"]
