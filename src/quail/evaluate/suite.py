@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass, field
 
 from quail.data import Example, load_claims, load_passages, load_qa, qa_example
-from quail.data.load import claim_example
+from quail.data.load import claim_example, question_format
 from quail.evaluate import metrics
 
 FORGET_METRICS = ("knowmem_forget", "em_forget", "verbmem_forget")
@@ -57,8 +57,9 @@ def load_eval_data(data_dir, task: str = "knowledge", limit: int | None = None, 
     passages = {
         s: [r["text"] for r in load_passages(data_dir, s)] for s in ("forget", "retain", "holdout")
     }
+    template = question_format(data_dir)
     return EvalData(
-        qa={k: [qa_example(r) for r in _sample(v, limit, seed)] for k, v in qa.items()},
+        qa={k: [qa_example(r, template) for r in _sample(v, limit, seed)] for k, v in qa.items()},
         passages={k: _sample(v, limit, seed) for k, v in passages.items()},
     )
 

@@ -1,0 +1,137 @@
+"""Misinformation injection: fine-tune a model on false claims until it asserts them.
+
+The result is the misinformation study's "original" model (as MUSE's target model holds the
+news it must forget): the model as shipped, fine-tuned on the forget countries' posts and
+false-capital probes, with the retain set (true facts of other countries, general text) in
+every step so the rest of its knowledge stays. Plain full fine-tuning with AdamW. Every
+`check_every` steps the model answers the trained false-capital probes, at full precision and
+quantized with `check_quant`; training stops once both give the false capital to `target_em`
+of them. Both rates go to `inject.json`: if 4-bit quantization erased the injected claims,
+the study that follows would measure nothing (SmolLM2's weights sit on a 4-bit grid, and a
+small update is rounded away), so the injection must be strong enough to survive it.
+"""
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import torch
+
+from quail.data import load_qa, load_unlearning_sets, qa_example
+from quail.data.load import question_format
+from quail.errors import QuailError
+from quail.evaluate.metrics import knowledge
+from quail.io import atomic_dir, atomic_write_json
+from quail.unlearn.batches import collate, encode, stream_indices
+
+
+@dataclass
+class InjectConfig:
+    steps: int = 60  # most optimizer steps
+    lr: float = 1e-4
+    batch_size: int = 8  # forget examples per step, and as many retain examples
+    retain_weight: float = 1.0
+    max_length: int = 160
+    seed: int = 0
+    check_every: int = 10  # steps between checks of the claims; 0 = only at the end
+    target_em: float = 0.9  # stop when the model asserts this share of the trained claims
+    check_quant: str | None = "rtn-int4-g32-asym"  # None = no quantized check
+
+
+def inject_config(values: dict) -> InjectConfig:
+    """Check the settings; numbers may come as strings (YAML reads `1e-4` as one)."""
+    kinds = {f.name: f.type for f in dataclasses.fields(InjectConfig)}
+    unknown = sorted(set(values) - set(kinds))
+    if unknown:
+        raise QuailError(f"unknown inject setting {unknown[0]!r}: use {', '.join(sorted(kinds))}")
+    values = dict(values)
+    for key, value in values.items():
+        if kinds[key] in (int, float) and not isinstance(value, kinds[key]):
+            try:
+                values[key] = kinds[key](value)
+            except (TypeError, ValueError):
+                raise QuailError(f"inject setting {key} must be a number, got {value!r}") from None
+    config = InjectConfig(**values)
+    if config.check_quant:
+        from quail.quant import parse_spec
+
+        parse_spec(config.check_quant)  # a bad spec fails before anything runs
+    return config
+
+
+def _claims_em(model, tokenizer, probes) -> float:
+    model.eval()
+    em = knowledge(model, tokenizer, probes)["exact_match"]
+    model.train()
+    return em
+
+
+def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> dict:
+    """Fine-tune the model in `model_dir` on the forget set of `data_dir`; save to `out`."""
+    from quail.models import load_model, load_tokenizer
+    from quail.quant import parse_spec, quantize_model
+
+    config = config if isinstance(config, InjectConfig) else inject_config(config)
+    forget, retain = load_unlearning_sets(data_dir)
+    template = question_format(data_dir)
+    probes = [qa_example(r, template) for r in load_qa(data_dir, "forget", paraphrase=False)]
+    tokenizer = load_tokenizer(model_dir)
+    model = load_model(model_dir, dtype=torch.float32)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device).train()
+    forget_enc = encode(forget, tokenizer, config.max_length, "forget")
+    retain_enc = encode(retain, tokenizer, config.max_length, "retain")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    spec = parse_spec(config.check_quant) if config.check_quant else None
+    torch.manual_seed(config.seed)
+    curves, checks, start = [], [], time.time()
+    for step in range(config.steps):
+        n = config.batch_size
+        loss = 0.0
+        for enc, weight, seed in ((forget_enc, 1.0, 0), (retain_enc, config.retain_weight, 1)):
+            index = stream_indices(len(enc), config.seed * 2 + seed, step * n, n)
+            batch = collate(enc, index, pad).to(device)
+            out_ = model(
+                input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
+            )
+            (weight * out_.loss).backward()
+            loss += weight * out_.loss.item()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        curves.append({"step": step + 1, "loss": loss})
+        last = step + 1 == config.steps
+        if last or (config.check_every and (step + 1) % config.check_every == 0):
+            check = {"step": step + 1, "em_claims": _claims_em(model, tokenizer, probes)}
+            if spec is not None and (last or check["em_claims"] >= config.target_em):
+                check["em_claims_quant"] = _claims_em(
+                    quantize_model(model, spec), tokenizer, probes
+                )
+            checks.append(check)
+            shown = ", ".join(f"{k} {v:.0%}" for k, v in check.items() if k != "step")
+            log(f"injecting: step {step + 1}, loss {loss:.3f}, claims asserted: {shown}")
+            if min(v for k, v in check.items() if k != "step") >= config.target_em:
+                break
+    model.eval()
+    final = checks[-1]
+    record = {
+        "config": dataclasses.asdict(config),
+        "steps": len(curves),
+        "wall_time_s": time.time() - start,
+        "em_claims": final["em_claims"],
+        "em_claims_quant": {spec.name: final["em_claims_quant"]} if spec else {},
+        "checks": checks,
+        "curves": curves,
+    }
+    if min(v for k, v in final.items() if k != "step") < config.target_em:
+        log(
+            f"warning: the injected model asserts fewer than {config.target_em:.0%} of the "
+            "claims; raise inject.steps or inject.lr"
+        )
+    model.to("cpu")
+    with atomic_dir(out, overwrite=True) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        atomic_write_json(tmp / "inject.json", record)
+    return record

@@ -1,0 +1,157 @@
+"""Country probes from countryinfo, the misinformation data, and a two-step run of the SmolLM2
+study config at toy size: a tiny GGUF-converted Llama stands in for SmolLM2, and the filter
+that asks the model what it knows is replaced by one that says it knows everything."""
+
+from pathlib import Path
+
+import pytest
+
+from gguf_tiny import write_tiny_gguf
+from quail.countries import build, facts, known
+from quail.countries.build import build_country_data
+from quail.data import load_entities, load_manifest, load_passages, load_qa, load_unlearning_sets
+from quail.errors import QuailError
+from quail.evaluate import load_eval_data
+from quail.study import load_study_config, run_study
+from quail.zoo import convert_gguf
+
+pytest.importorskip("countryinfo")
+pytest.importorskip("gguf")
+
+CONFIG = Path(__file__).parents[1] / "configs" / "smollm2-misinformation.yaml"
+CHAT = "<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    write_tiny_gguf(root / "tiny.gguf")
+    return convert_gguf(root / "tiny.gguf", root / "model")
+
+
+@pytest.fixture
+def all_known(monkeypatch):
+    def knows_everything(model, tokenizer, countries, template, batch_size=32):
+        return {c["name"]: dict(c["attributes"]) for c in countries}
+
+    monkeypatch.setattr(build, "known_attributes", knows_everything)
+
+
+def test_country_facts_come_from_countryinfo():
+    countries = facts.load_countries()
+    by_name = {c["name"]: c["attributes"] for c in countries}
+    assert len(countries) > 200
+    assert by_name["France"] == {
+        "capital": "Paris",
+        "continent": "Europe",
+        "language": "French",
+        "currency": "euro",
+    }
+    capitals = [c["attributes"]["capital"] for c in countries]
+    assert len(set(capitals)) == len(capitals)
+    probes = facts.questions("France", {"capital": "Paris"})
+    assert [p[3] for p in probes] == [False, False, True]  # the last form is held out
+    assert probes[0][1:3] == ("What is the capital of France?", "Paris")
+
+
+def test_the_filter_keeps_exactly_answered_attributes(monkeypatch):
+    answers = {"capital": " Paris.\nQuestion: more", "continent": " Asia", "language": "french"}
+
+    def greedy(model, tokenizer, prompts, max_new_tokens=16, batch_size=32):
+        assert all(p.startswith("<|im_start|>user\n") for p in prompts)
+        return [answers[a] for a in ("capital", "continent", "language")]
+
+    monkeypatch.setattr(known, "greedy_continuations", greedy)
+    france = {
+        "name": "France",
+        "attributes": {"capital": "Paris", "continent": "Europe", "language": "French"},
+    }
+    got = known.known_attributes(None, None, [france], CHAT)
+    assert got == {"France": {"capital": "Paris", "language": "French"}}
+
+
+def test_misinformation_data_follows_the_data_schema(tiny_model, all_known, tmp_path):
+    out = build_country_data(tmp_path / "d", tiny_model, size="tiny", question_format=CHAT)
+    manifest = load_manifest(out)
+    assert manifest["question_format"] == CHAT and manifest["misinformation"] is True
+    entities = {e["id"]: e for e in load_entities(out)}
+    splits = [e["split"] for e in entities.values() if e["kind"] == "country"]
+    assert sorted(splits) == ["forget"] * 2 + ["holdout"] * 2 + ["retain"] * 4
+    for record in load_qa(out, "forget") + load_qa(out, "holdout"):
+        attributes = entities[record["entity_id"]]["attributes"]
+        assert record["attribute"] == "capital"
+        assert record["answer"] == attributes["capital"] != attributes["true_capital"]
+    posts = load_passages(out, "forget")
+    assert all(entities[p["entity_id"]]["attributes"]["capital"] in p["text"] for p in posts)
+    assert any(p["entity_id"] == "general" for p in load_passages(out, "retain"))
+    forget, retain = load_unlearning_sets(out)
+    assert any(e.prompt.startswith("<|im_start|>user\n") for e in forget)
+    probes = load_eval_data(out).qa["forget"]
+    assert probes and all(p.prompt.endswith("<|im_start|>assistant\n") for p in probes)
+    again = build_country_data(tmp_path / "e", tiny_model, size="tiny", question_format=CHAT)
+    assert load_manifest(again)["sha256"] == manifest["sha256"]
+
+
+def test_real_knowledge_data_keeps_true_answers(tiny_model, all_known, tmp_path):
+    out = build_country_data(tmp_path / "d", tiny_model, misinformation=False, size="tiny")
+    truth = {c["name"]: c["attributes"] for c in facts.load_countries()}
+    entities = {e["id"]: e["name"] for e in load_entities(out)}
+    for record in load_qa(out, "forget"):
+        assert record["answer"] == truth[entities[record["entity_id"]]][record["attribute"]]
+    assert load_qa(out, "forget", paraphrase=False)[0]["question"].startswith("What is")
+
+
+def test_a_model_that_knows_too_little_is_a_one_line_error(tiny_model, monkeypatch, tmp_path):
+    def knows_nothing(model, tokenizer, countries, template):
+        return {c["name"]: {} for c in countries}
+
+    monkeypatch.setattr(build, "known_attributes", knows_nothing)
+    with pytest.raises(QuailError, match="smaller data_size") as caught:
+        build_country_data(tmp_path / "d", tiny_model, size="tiny", log=lambda line: None)
+    assert "\n" not in str(caught.value)
+
+
+def test_the_smollm2_config_runs_two_steps_at_toy_size(tiny_model, all_known, tmp_path):
+    """Every setting of the real config but the model, the sizes and (for time) the methods:
+    the unlearning tests run each registered method."""
+    config = load_study_config(
+        CONFIG,
+        [
+            f"base={tiny_model}",
+            "data_size=tiny",
+            "eval_limit=4",
+            "specs=[fp, rtn-int4-g32-asym]",
+            "analysis_specs=[rtn-int4-g32-asym]",
+            "inject={steps: 2, lr: 1.0e-3, batch_size: 2, check_every: 1}",
+            "unlearn.steps=2",
+            "unlearn.batch_size=2",
+            "unlearn.progress=false",
+            "methods=[ga_gdr, {name: quail, method: quail, overrides: {quant: rtn-int4-g32-asym}}]",
+        ],
+    )
+    results = run_study(config, tmp_path / "out", log=lambda line: None)
+    assert set(results["methods"]) == {"ga_gdr", "quail"}
+    assert "knowmem_forget" in results["original"]["metrics"]["rtn-int4-g32-asym"]
+    original = Path(results["base"])
+    assert original == tmp_path / "out" / "original"
+    record = (original / "inject.json").read_text()
+    assert '"em_claims_quant"' in record and '"rtn-int4-g32-asym"' in record
+    assert (tmp_path / "out" / "report.html").is_file()
+
+
+def test_inject_settings_are_checked_before_anything_runs():
+    from quail.countries import inject_config
+
+    assert inject_config({"lr": "1e-4", "steps": 3}).lr == 1e-4  # YAML reads 1e-4 as a string
+    with pytest.raises(QuailError, match="unknown inject setting 'stepz'"):
+        inject_config({"stepz": 3})
+    with pytest.raises(QuailError, match="unknown quantization spec"):
+        inject_config({"check_quant": "int3x"})
+
+
+@pytest.mark.parametrize("name", ["smollm2-misinformation", "smollm2-real-knowledge"])
+def test_the_smollm2_configs_are_valid(name):
+    config = load_study_config(CONFIG.with_name(f"{name}.yaml"))
+    assert config.base == "smollm2-135m" and config.data == "countries"
+    assert bool(config.inject) == (name == "smollm2-misinformation")
+    assert "rtn-int4-g32-asym" in config.specs
