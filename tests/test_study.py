@@ -140,6 +140,15 @@ def test_report_opens_in_headless_chromium_with_every_image_loaded(study, tmp_pa
     assert probe["rows"] == 1 + 3 * 2  # header + (original, two methods) x two precisions
 
 
+def test_dotted_overrides_set_one_entry_of_a_mapping():
+    config = study_config(
+        {"methods": ["ga"], "unlearn": {"lr": 1e-5, "steps": 3}},
+        ["unlearn.lr=3.0e-5", "eval_limit=7", "specs=[fp, int8]"],
+    )
+    assert config.unlearn == {"lr": 3e-5, "steps": 3}
+    assert config.eval_limit == 7 and config.specs == ["fp", "rtn-int8-channel-sym"]
+
+
 @pytest.mark.parametrize(
     "values, problem",
     [

@@ -63,15 +63,17 @@ def _method(entry) -> MethodRun:
 
 
 def study_config(values: dict, overrides: list[str] = ()) -> StudyConfig:
-    """Build and check a StudyConfig from a mapping plus `key=value` (or `unlearn.key=value`)."""
+    """Build and check a StudyConfig from a mapping plus `key=value` overrides (`unlearn.key=`
+    and `inject.key=` set one entry of those mappings)."""
     values = dict(values)
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:
             raise QuailError(f"override {item!r} is not key=value: write e.g. eval_limit=50")
         value = yaml.safe_load(raw)
-        if key.startswith("unlearn."):
-            values["unlearn"] = {**values.get("unlearn", {}), key[len("unlearn.") :]: value}
+        head, dot, sub = key.partition(".")
+        if dot and head in ("unlearn", "inject"):  # the two mappings of settings
+            values[head] = {**(values.get(head) or {}), sub: value}
         else:
             values[key] = value
     known = {f.name for f in dataclasses.fields(StudyConfig)}
