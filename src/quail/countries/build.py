@@ -17,8 +17,6 @@ Retain: true facts of the retain countries (probes and one statement each) plus 
 (general.py) under one entity, `general`.
 """
 
-import hashlib
-import json
 import platform
 import random
 from dataclasses import asdict, dataclass
@@ -26,12 +24,9 @@ from pathlib import Path
 
 from quail.countries import facts, general, misinfo
 from quail.countries.known import known_attributes
-from quail.data.build import SCHEMA_VERSION
-from quail.data.jsonl import write_jsonl
+from quail.data.build import write_data_folder
 from quail.errors import QuailError
-from quail.io import atomic_dir
 
-FILES = ("entities.jsonl", "passages.jsonl", "qa.jsonl")
 CHUNK = 32  # countries checked per pass of the filter
 
 
@@ -180,23 +175,15 @@ def build_country_data(
     )
     random.Random(seed).shuffle(picked)
     records = _records(picked, retain, SIZES[size], misinformation, seed, pool, ids)
-    with atomic_dir(out_dir, overwrite=True) as tmp:
-        for name, recs in records.items():
-            write_jsonl(tmp / name, recs)
-        manifest = {
-            "format": "quail-data",
-            "schema_version": SCHEMA_VERSION,
-            "source": "countryinfo",
-            "misinformation": misinformation,
-            "seed": seed,
-            "size": size,
-            "sizes": asdict(SIZES[size]),
-            "question_format": question_format,
-            "filtered_by": str(model_dir),
-            "countries_checked": checked,
-            "python": platform.python_version(),
-            "counts": {name.removesuffix(".jsonl"): len(r) for name, r in records.items()},
-            "sha256": {n: hashlib.sha256((tmp / n).read_bytes()).hexdigest() for n in FILES},
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
-    return Path(out_dir)
+    manifest = {
+        "source": "countryinfo",
+        "misinformation": misinformation,
+        "seed": seed,
+        "size": size,
+        "sizes": asdict(SIZES[size]),
+        "question_format": question_format,
+        "filtered_by": str(model_dir),
+        "countries_checked": checked,
+        "python": platform.python_version(),
+    }
+    return write_data_folder(out_dir, records, manifest)

@@ -6,13 +6,12 @@ half-written data set, and the bytes depend on the seed and size alone.
 
 import hashlib
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 from quail.data import claims, render, world
 from quail.data.jsonl import write_jsonl
 from quail.errors import QuailError
+from quail.io import atomic_dir
 
 SCHEMA_VERSION = 1
 FILES = ("entities.jsonl", "passages.jsonl", "qa.jsonl", "claims.jsonl")
@@ -83,32 +82,29 @@ def build_dataset(
         records = _records(seed, size, forget_frac, holdout_frac)
     except ValueError as e:
         raise QuailError(f"cannot build the world: {e}; change the fractions or size") from e
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the data set is not
-    try:
+    manifest = {
+        "seed": seed,
+        "size": size,
+        "forget_frac": forget_frac,
+        "holdout_frac": holdout_frac,
+        "labels": list(claims.LABELS),
+    }
+    return write_data_folder(out, records, manifest)
+
+
+def write_data_folder(out_dir, records: dict[str, list[dict]], manifest: dict) -> Path:
+    """Write each JSONL file and manifest.json (the given fields, plus format, counts and
+    checksums) into `out_dir`, replacing an older build in one move: the one writer of the
+    data-folder layout, for the built-in world and for other sources alike."""
+    with atomic_dir(out_dir, overwrite=True) as tmp:
         for name, recs in records.items():
             write_jsonl(tmp / name, recs)
         manifest = {
             "format": "quail-data",
             "schema_version": SCHEMA_VERSION,
-            "seed": seed,
-            "size": size,
-            "forget_frac": forget_frac,
-            "holdout_frac": holdout_frac,
-            "labels": list(claims.LABELS),
+            **manifest,
             "counts": {name.removesuffix(".jsonl"): len(r) for name, r in records.items()},
-            "sha256": {name: _sha256(tmp / name) for name in FILES},
+            "sha256": {name: _sha256(tmp / name) for name in records},
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return Path(out_dir)
