@@ -32,15 +32,12 @@ def run_study(
     base_dir = _base(config, data_dir, out, log)
     eval_data = _eval_data(config, data_dir)
 
-    original = {
-        s: _evaluation(base_dir, eval_data, s, out / "cells" / "original", log)
-        for s in config.specs
-    }
+    original = _evaluations(base_dir, eval_data, config.specs, out / "cells" / "original", log)
     methods = {}
     for run in config.methods:
         cell = out / "cells" / run.name
         model_dir = _unlearned(config, run, base_dir, data_dir, cell, log)
-        metrics = {s: _evaluation(model_dir, eval_data, s, cell, log) for s in config.specs}
+        metrics = _evaluations(model_dir, eval_data, config.specs, cell, log)
         analysis = {s: _analysis(base_dir, model_dir, s, cell, log) for s in config.analysis_specs}
         methods[run.name] = {
             "method": run.method,
@@ -53,7 +50,7 @@ def run_study(
     retrain = None
     if config.retrain:
         retrain_dir = _retrained(data_dir, out, log)
-        retrain = {"fp": _evaluation(retrain_dir, eval_data, "fp", out / "cells" / "retrain", log)}
+        retrain = _evaluations(retrain_dir, eval_data, ["fp"], out / "cells" / "retrain", log)
         _add_privleak([original, *(m["metrics"] for m in methods.values())], retrain["fp"])
     results = {
         "schema_version": SCHEMA_VERSION,
@@ -184,18 +181,24 @@ def _eval_data(config: StudyConfig, data_dir: Path):
     return load_eval_data(data_dir, config.task, config.eval_limit, config.data_seed)
 
 
-def _evaluation(model_dir: Path, eval_data, spec: str, cell: Path, log) -> dict:
-    path = cell / f"eval-{spec}.json"
-    if path.is_file():
-        return json.loads(path.read_text("utf-8"))
+def _evaluations(model_dir: Path, eval_data, specs: list[str], cell: Path, log) -> dict:
+    """{spec: metrics}, read from finished cells; the model is loaded once, and only if some
+    spec still needs evaluating."""
     from quail.evaluate import evaluate
     from quail.models import load_model, load_tokenizer
 
-    log(f"evaluating {cell.name} under {spec}")
-    model, tokenizer = load_model(model_dir, dtype="float32"), load_tokenizer(model_dir)
-    scores = evaluate(model, eval_data, [spec], tokenizer)[spec]
-    atomic_write_json(path, scores)
-    return scores
+    results, model, tokenizer = {}, None, None
+    for spec in specs:
+        path = cell / f"eval-{spec}.json"
+        if path.is_file():
+            results[spec] = json.loads(path.read_text("utf-8"))
+            continue
+        if model is None:
+            model, tokenizer = load_model(model_dir, dtype="float32"), load_tokenizer(model_dir)
+        log(f"evaluating {cell.name} under {spec}")
+        results[spec] = evaluate(model, eval_data, [spec], tokenizer)[spec]
+        atomic_write_json(path, results[spec])
+    return results
 
 
 def _analysis(base_dir: Path, model_dir: Path, spec: str, cell: Path, log) -> dict:
