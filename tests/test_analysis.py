@@ -12,8 +12,9 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from typer.testing import CliRunner
 
 import quail.analysis.compare as compare
-from quail.analysis import analyze
+from quail.analysis import analyze, fused
 from quail.analysis.histogram import Histogram
+from quail.analysis.stats import ChangeStats
 from quail.cli import app
 from quail.errors import QuailError
 from quail.quant import parse_spec, quantizable_modules, quantize_tensor
@@ -285,3 +286,57 @@ def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, extra,
     assert not out.exists()
     missing = CliRunner().invoke(app, ["analyze", model, str(tmp_path / "nope"), "--quant", "int4"])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def _stats(add, w0, w1, spec):
+    stats = ChangeStats()
+    add(stats, w0, w1, parse_spec(spec))
+    return stats
+
+
+FUSED_SPECS = ["int4", "int8", "rtn-int2-g32", "rtn-int3-g64-asym", "rtn-int8-g128-asym",
+               "rtn-int4-channel", "rtn-int5-channel-asym"]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("spec", FUSED_SPECS)
+def test_fused_kernel_equals_torch_path(spec, dtype):
+    """Same counts, maxima and histogram bins as the torch path, on weights with ties, zero
+    groups, unchanged rows, values on the grid and changes of every size."""
+    assert fused.covers(parse_spec(spec), (48, 256))
+    generator = torch.Generator().manual_seed(0)
+    w0 = torch.randn(48, 256, generator=generator) * 0.02
+    w0[0] = 0  # an all-zero row: Δ = 1 by convention
+    w0[1] = quantize_tensor(w0[1:2], parse_spec(spec)).dequantize()  # on its own grid
+    w0[2, :128] = torch.arange(128) * 0.5 - 32  # exact halves: round-half-even ties
+    scale = torch.logspace(-7, -1, 48).unsqueeze(1)  # from far below to beyond a step
+    w1 = w0 + torch.randn(48, 256, generator=generator) * scale
+    w1[3] = w0[3]  # an unchanged row
+    w0, w1 = w0.to(dtype), w1.to(dtype)
+    slow = _stats(ChangeStats.add_torch, w0, w1, spec)
+    fast = _stats(ChangeStats.add_fused, w0, w1, spec)
+    for name in ("elements", *fused.COUNTS, *fused.MAXIMA):
+        assert getattr(fast, name) == getattr(slow, name), name
+    for name in fused.SUMS:
+        assert getattr(fast, name) == pytest.approx(getattr(slow, name), rel=1e-5), name
+    assert torch.equal(fast.abs_change.counts, slow.abs_change.counts)
+    assert torch.equal(fast.half_steps.counts, slow.half_steps.counts)
+
+
+def test_fused_kernel_splits_work_across_threads_without_changing_results():
+    w0 = torch.randn(64, 128) * 0.02
+    w1 = w0 + torch.randn(64, 128) * 1e-3
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _stats(ChangeStats.add_fused, w0, w1, "int4")
+        torch.set_num_threads(2)
+        two = _stats(ChangeStats.add_fused, w0, w1, "int4")
+    finally:
+        torch.set_num_threads(threads)
+    assert_close(one.figures(histogram=True), two.figures(histogram=True))
+
+
+@pytest.mark.parametrize("spec", ["nf4", "fp4", "rtn-int8-tensor", "bnb-nf4"])
+def test_specs_outside_the_fused_kernel_take_the_torch_path(spec):
+    assert not fused.covers(parse_spec(spec), (48, 256))

@@ -15,7 +15,7 @@ from quail.analysis.weights import open_weights
 from quail.errors import QuailError
 from quail.quant import QuantSpec, parse_spec
 
-CHUNK_ELEMENTS = 1 << 20  # 4 MB of float32 per operand: big enough for fast kernels, small
+CHUNK_ELEMENTS = 1 << 22  # 16 MB of float32 per operand: big enough for fast kernels, small
 # enough that temporaries stay in the allocator's reused memory rather than fresh pages
 
 

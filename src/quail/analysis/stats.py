@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from quail.analysis.histogram import Histogram
+from quail.analysis import fused
+from quail.analysis.histogram import DROPPED_BITS, Histogram
 from quail.quant import QuantSpec, quantize_tensor
 
 
@@ -35,6 +36,24 @@ class ChangeStats:
     @torch.no_grad()
     def add(self, w0: torch.Tensor, w1: torch.Tensor, spec: QuantSpec) -> None:
         """Account for one chunk of rows (whole quantization groups) of a weight pair."""
+        if fused.covers(spec, tuple(w0.shape)):
+            self.add_fused(w0, w1, spec)
+        else:
+            self.add_torch(w0, w1, spec)
+
+    def add_fused(self, w0: torch.Tensor, w1: torch.Tensor, spec: QuantSpec) -> None:
+        """`add` in one compiled pass (quail.analysis.fused): the reference RTN specs."""
+        figures = fused.change_sums(
+            w0, w1, spec, self.abs_change.counts, self.half_steps.counts, DROPPED_BITS
+        )
+        self.elements += w0.numel()
+        for name in (*fused.SUMS, *fused.COUNTS):
+            setattr(self, name, getattr(self, name) + figures[name])
+        for name in fused.MAXIMA:
+            setattr(self, name, max(getattr(self, name), figures[name]))
+
+    def add_torch(self, w0: torch.Tensor, w1: torch.Tensor, spec: QuantSpec) -> None:
+        """`add` in torch: any spec, backends included (their codes come from the library)."""
         w0, w1 = w0.to(torch.float32), w1.to(torch.float32)
         q0 = quantize_tensor(w0, spec)
         q1 = quantize_tensor(w1, spec)

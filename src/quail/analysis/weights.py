@@ -63,12 +63,29 @@ class FolderWeights:
         self.keys = {name: key for name, key, _ in layers}
         self.shapes = {name: shape for name, _, shape in layers}
         self.files = {name: files[key][0] for name, key, _ in layers}
+        self.prefetched = set()
 
     @contextlib.contextmanager
     def open(self, name: str):
-        """The layer's safetensors slice; rows are read only when indexed."""
+        """The layer's safetensors slice; rows are read only when indexed. The file, and the
+        next layer's, are read ahead by the OS meanwhile, so reading overlaps computing."""
+        names = list(self.files)
+        following = names[names.index(name) + 1 : names.index(name) + 2]
+        for path in {self.files[n] for n in (name, *following)} - self.prefetched:
+            read_ahead(path)
+            self.prefetched.add(path)
         with safe_open(self.files[name], framework="pt") as handle:
             yield handle.get_slice(self.keys[name])
+
+
+def read_ahead(path: Path) -> None:
+    """Ask the OS to start reading the whole file into the page cache, without waiting."""
+    if hasattr(os, "posix_fadvise"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        finally:
+            os.close(fd)
 
 
 def open_weights(source, include_lm_head: bool, include_embeddings: bool):
