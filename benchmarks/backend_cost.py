@@ -20,7 +20,7 @@ import time
 
 SPECS = (
     "fp,int4,nf4,bnb-nf4,bnb-nf4-dq,bnb-fp4,bnb-int8,"
-    "quanto-int4,quanto-int8,hqq-int4-g64,ct-int4-g128"
+    "quanto-int4,quanto-int8,hqq-int4-g64,ct-int4-g128,gptq-int4-g128,awq-int4-g128"
 )
 COLUMNS = (
     "spec",
@@ -80,10 +80,14 @@ def measure(text: str, args, results) -> None:
     tokens = torch.randint(0, args.vocab, (args.batch, args.seq), generator=torch.Generator())
     with torch.no_grad():
         reference = model(tokens).logits.float()
+    calibration = None  # GPTQ/AWQ: random-token windows (the model has no tokenizer)
+    if spec.backend in ("gptq", "awq"):
+        shape = (args.calibration, args.seq)
+        calibration = list(torch.randint(0, args.vocab, shape, generator=torch.Generator()))
     reset_peak()
     before = status_mb("VmRSS")
     start = time.perf_counter()
-    quantized = load_quantized(model, spec)
+    quantized = load_quantized(model, spec, calibration=calibration)
     quantize_s = time.perf_counter() - start
     extra_mb = status_mb("VmHWM") - before
     with torch.no_grad():
@@ -118,6 +122,7 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=4096)
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--calibration", type=int, default=32, help="GPTQ/AWQ samples")
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)

@@ -41,6 +41,10 @@ def weights(dtype=torch.float32):
         ("hqq-int4", "hqq-int4-g64"),
         ("hqq-int3-g32", "hqq-int3-g32"),
         ("ct-int4", "ct-int4-g128"),
+        ("gptq-int4", "gptq-int4-g128"),
+        ("GPTQ-int8-g128", "gptq-int8-g128"),
+        ("gptq-int4-g64", "gptq-int4-g64"),
+        ("awq-int4-g128", "awq-int4-g128"),
     ],
 )
 def test_backend_spec_grammar(text, name):
@@ -59,8 +63,9 @@ def test_backend_spec_grammar(text, name):
         ("hqq-int4-g1", "too small"),
         ("bnb-nf3", "unknown quantization spec"),
         ("hqq-nf4", "unknown quantization spec"),
-        ("gptq-int4-g128", "llm-compressor"),
-        ("awq-int4-g128", "llm-compressor"),
+        ("gptq-int3", "gptq supports 2, 4, 8 bits"),
+        ("awq-int8", "awq supports 4 bits"),
+        ("gptq-nf4", "unknown quantization spec"),
     ],
 )
 def test_bad_backend_specs_give_one_line_errors(text, problem):
@@ -71,12 +76,12 @@ def test_bad_backend_specs_give_one_line_errors(text, problem):
 
 @pytest.mark.parametrize("prefix", sorted(BACKENDS))
 def test_missing_library_names_the_extra(prefix, monkeypatch):
-    spec = parse_spec(
-        {"bnb": "bnb-nf4", "quanto": "quanto-int4", "hqq": "hqq-int4", "ct": "ct-int4"}[prefix]
-    )
+    examples = {"bnb": "bnb-nf4", "quanto": "quanto-int4", "hqq": "hqq-int4", "ct": "ct-int4"}
+    spec = parse_spec(examples.get(prefix, f"{prefix}-int4"))
     monkeypatch.setitem(sys.modules, BACKENDS[prefix].module, None)  # import now fails
     monkeypatch.delitem(sys.modules, BACKENDS[prefix].adapter, raising=False)
-    with pytest.raises(QuailError, match=rf'pip install "quail-unlearn\[{prefix}\]"') as error:
+    extra = BACKENDS[prefix].extra  # gptq and awq both come with quail-unlearn[gptq]
+    with pytest.raises(QuailError, match=rf'pip install "quail-unlearn\[{extra}\]"') as error:
         quantize_tensor(torch.randn(4, 128), spec)
     assert "\n" not in str(error.value)
 

@@ -76,6 +76,12 @@ def quantize(
     from quail.quant import parse_spec, quantize_model
 
     spec = parse_spec(quant)
+    if spec.backend in ("gptq", "awq"):
+        raise QuailError(
+            f"quail quantize writes per-tensor fake-quantized copies and {spec.name} quantizes "
+            "whole models on calibration text: use quail evaluate --quant, or "
+            "quail.quant.backends.gptq.quantize_to_folder for gptqmodel's checkpoint"
+        )
     check_output_dir(out, overwrite)
     model = load_model(model_dir)
     with console.status(f"quantizing {model_dir} under {spec}"):

@@ -4,7 +4,13 @@ from pathlib import Path
 
 from quail.callable_module import make_callable
 from quail.evaluate.recovery import Recovery, recovery
-from quail.evaluate.suite import FORGET_METRICS, EvalData, evaluate_model, load_eval_data
+from quail.evaluate.suite import (
+    FORGET_METRICS,
+    EvalData,
+    calibration_texts,
+    evaluate_model,
+    load_eval_data,
+)
 from quail.quant import load_quantized, parse_spec
 
 
@@ -13,6 +19,7 @@ def evaluate(
 ) -> dict[str, dict[str, float]]:
     """{spec name: {metric: value}} for the model quantized under each spec: our reference
     specs fake-quantize, backend specs (bnb-nf4, hqq-int4-g64, ...) run the backend's layers.
+    GPTQ and AWQ specs calibrate on the data's forget + retain text (`calibration_texts`).
 
     `model` is a model folder or an in-memory model (then pass `tokenizer`); `data` is a data
     folder or an EvalData.
@@ -26,7 +33,10 @@ def evaluate(
     results = {}
     for text in specs:
         spec = parse_spec(text)
-        results[spec.name] = evaluate_model(load_quantized(model, spec), tokenizer, data)
+        quantized = load_quantized(
+            model, spec, calibration=calibration_texts(data) or None, tokenizer=tokenizer
+        )
+        results[spec.name] = evaluate_model(quantized, tokenizer, data)
     return results
 
 
@@ -36,6 +46,7 @@ __all__ = [
     "FORGET_METRICS",
     "EvalData",
     "Recovery",
+    "calibration_texts",
     "evaluate",
     "evaluate_model",
     "load_eval_data",

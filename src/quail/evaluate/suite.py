@@ -64,6 +64,17 @@ def load_eval_data(data_dir, task: str = "knowledge", limit: int | None = None, 
     )
 
 
+def calibration_texts(data: EvalData) -> list[str]:
+    """Text for calibrated quantizers (GPTQ, AWQ): the forget and retain passages, else the
+    forget and retain probes written out (prompt + answer). Empty when the data has neither,
+    and the quantizer falls back to quail's generic text."""
+    texts = [*data.passages.get("forget", []), *data.passages.get("retain", [])]
+    if texts:
+        return texts
+    probes = data.qa or data.claims
+    return [e.prompt + e.target for s in ("forget", "retain") for e in probes.get(s, [])]
+
+
 def evaluate_model(model, tokenizer, data: EvalData) -> dict[str, float]:
     """All metrics the data allows, as a flat {name: value} dict."""
     model.eval()

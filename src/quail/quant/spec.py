@@ -20,6 +20,11 @@ Backend specs name a real quantization library (see quail.quant.backends)::
     hqq-int<B>[-g<G>]                    HQQ, B = 2, 3, 4, 8, default g64
     ct-int<B>[-g<G>]                     compressed-tensors (llm-compressor WnA16 RTN), B = 2..8,
                                          symmetric, default g128
+    gptq-int<B>[-g<G>]                   GPTQ through gptqmodel, B = 2, 4, 8, symmetric, g128
+    awq-int4[-g<G>]                      AWQ through gptqmodel, 4 bits, symmetric, g128
+
+GPTQ and AWQ quantize whole models with calibration text (`load_quantized`); per tensor
+(analysis, unlearning's straight-through `--quant`) they mean round-to-nearest on their grid.
 
 Why these defaults: int8 per output channel is how int8 weight-only backends ship; 4-bit and
 below need groups, and 64 divides the widths of common models (576, 960, 2048, 4096) where 128
@@ -45,7 +50,7 @@ class QuantSpec:
     granularity: str = "tensor"  # "tensor", "channel" or "group"
     group_size: int | None = None
     symmetric: bool = True
-    backend: str | None = None  # "bnb", "bnb-dq", "quanto", "hqq" or "ct"; None: our reference
+    backend: str | None = None  # bnb, bnb-dq, quanto, hqq, ct, gptq, awq; None: our reference
 
     @property
     def is_fp(self) -> bool:
@@ -71,7 +76,7 @@ _RTN = re.compile(r"^(?:rtn-)?int(\d+)((?:-[a-z0-9]+)*)$")
 _CODEBOOK = re.compile(r"^(nf4|fp4)(?:-g(\d+))?$")
 _HELP = (
     "use e.g. fp, int8, int4, rtn-int4-g128, rtn-int3-g64-asym, nf4, fp4-g128, "
-    "bnb-nf4, quanto-int4, hqq-int4-g64, ct-int4-g128"
+    "bnb-nf4, quanto-int4, hqq-int4-g64, ct-int4-g128, gptq-int4-g128, awq-int4-g128"
 )
 
 # Backend specs: the grid fields (method, bits, granularity, group, symmetric) describe the
@@ -83,8 +88,15 @@ BNB_SPECS = {
     "bnb-fp4-dq": QuantSpec("fp4", 4, "group", 64, backend="bnb-dq"),
     "bnb-int8": QuantSpec("rtn", 8, "channel", backend="bnb"),
 }
-BACKEND_BITS = {"quanto": (2, 4, 8), "hqq": (2, 3, 4, 8), "ct": (2, 3, 4, 5, 6, 7, 8)}
-BACKEND_GROUP = {"quanto": 128, "hqq": 64, "ct": 128}
+BACKEND_BITS = {
+    "quanto": (2, 4, 8),
+    "hqq": (2, 3, 4, 8),
+    "ct": (2, 3, 4, 5, 6, 7, 8),
+    "gptq": (2, 4, 8),  # 3-bit GPTQ packs codes across words; not read here
+    "awq": (4,),  # gptqmodel's AWQ GEMM format is 4-bit
+}
+BACKEND_GROUP = {"quanto": 128, "hqq": 64, "ct": 128, "gptq": 128, "awq": 128}
+SYMMETRIC_BACKENDS = ("ct", "gptq", "awq")  # gptqmodel's defaults for GPTQ and AWQ
 _BACKEND = re.compile(r"^([a-z]+)-int(\d+)(?:-g(\d+))?$")
 
 
@@ -98,12 +110,6 @@ def parse_spec(text: str) -> QuantSpec:
         group = int(match.group(2) or DEFAULT_GROUP_SIZE)
         _check_group(group, text)
         return QuantSpec(method=match.group(1), bits=4, granularity="group", group_size=group)
-    if spec.startswith(("gptq-", "awq-")):
-        raise QuailError(
-            f"spec {text!r} is not available yet: GPTQ and AWQ need llm-compressor (pins "
-            "transformers<=5.17) or gptqmodel (needs torch>=2.14.1), which do not install beside "
-            "quail's torch and transformers; use ct-int4-g128 (llm-compressor's W4A16, no GPTQ)"
-        )
     if spec.split("-")[0] in BACKEND_BITS or spec.startswith("bnb-"):
         return _parse_backend(spec, text)
     match = _RTN.match(spec)
@@ -147,7 +153,7 @@ def _parse_backend(spec: str, text: str) -> QuantSpec:
         return QuantSpec("rtn", 8, "channel", None, True, backend)
     group = int(match.group(3) or BACKEND_GROUP[backend])
     _check_group(group, text)
-    return QuantSpec("rtn", bits, "group", group, backend == "ct", backend)
+    return QuantSpec("rtn", bits, "group", group, backend in SYMMETRIC_BACKENDS, backend)
 
 
 def _backend_name(spec: QuantSpec) -> str:

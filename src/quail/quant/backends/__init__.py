@@ -1,5 +1,5 @@
-"""Real quantization backends behind quail's specs: bitsandbytes, optimum-quanto, HQQ and
-compressed-tensors (llm-compressor's format).
+"""Real quantization backends behind quail's specs: bitsandbytes, optimum-quanto, HQQ,
+compressed-tensors (llm-compressor's format), and GPTQ/AWQ through gptqmodel.
 
 Each backend is an adapter module with two functions:
 
@@ -7,6 +7,10 @@ Each backend is an adapter module with two functions:
   tensor, in quail's grouped layout, so bucket overlap and steps are measured on the grid
   users deploy (`quantize_tensor` dispatches here for backend specs);
 - `convert(linear, spec) -> nn.Module`: the layer the backend runs, used by `load_quantized`.
+
+A model-level backend (GPTQ, AWQ: they calibrate on text) has `load_model(model, spec,
+calibration, tokenizer, include_lm_head)` instead of `convert`, and its `codes` round to nearest
+on its grid.
 
 The library is imported only when a backend spec is used; a missing one is a QuailError
 naming the pip extra, which is spelled like the spec's prefix.
@@ -39,7 +43,12 @@ BACKENDS = {
     "quanto": Backend("optimum-quanto", "optimum.quanto", "quanto", "quail.quant.backends.quanto"),
     "hqq": Backend("hqq", "hqq.core.quantize", "hqq", "quail.quant.backends.hqq"),
     "ct": Backend("compressed-tensors", "compressed_tensors", "ct", "quail.quant.backends.ct"),
+    "gptq": Backend("gptqmodel", "gptqmodel", "gptq", "quail.quant.backends.gptq"),
+    "awq": Backend("gptqmodel", "gptqmodel", "gptq", "quail.quant.backends.gptq"),
 }
+
+
+MODEL_LEVEL = ("gptq", "awq")  # backends that quantize whole models on calibration text
 
 
 def backend_of(spec: QuantSpec) -> Backend:
@@ -75,26 +84,46 @@ def backend_codes(
 
 @torch.no_grad()
 def load_quantized(
-    source: nn.Module | str | os.PathLike, spec: QuantSpec, include_lm_head: bool = False
+    source: nn.Module | str | os.PathLike,
+    spec: QuantSpec,
+    include_lm_head: bool = False,
+    calibration=None,
+    tokenizer=None,
 ) -> nn.Module:
     """The model as it runs under `spec`: a model folder or in-memory model, copied, with each
     quantizable nn.Linear replaced by the backend's own layer. Reference specs give the
-    fake-quantized copy of `quantize_model`. The source model is left untouched."""
-    if not isinstance(source, nn.Module):
-        from quail.models import load_model  # transformers loads only when a folder is given
+    fake-quantized copy of `quantize_model`. The source model is left untouched.
 
+    GPTQ and AWQ specs quantize the whole model on `calibration` (a list of texts, tokenized
+    with `tokenizer`, or of token id tensors); None means quail's generic English text. A
+    folder's own tokenizer is used when none is given. Other specs ignore both."""
+    if not isinstance(source, nn.Module):
+        from quail.models import load_model, load_tokenizer  # transformers loads only here
+
+        if tokenizer is None and spec.backend in MODEL_LEVEL:
+            tokenizer = load_tokenizer(source)
         source = load_model(source)
     if spec.backend is None:
         return quantize_model(source, spec, include_lm_head=include_lm_head)
-    convert = adapter(spec).convert
+    module = adapter(spec)
+    _check_groups(source, spec, include_lm_head)
+    if spec.backend in MODEL_LEVEL:
+        return module.load_model(source, spec, calibration, tokenizer, include_lm_head)
+    convert = module.convert
     model = copy.deepcopy(source)
     for name, linear in quantizable_modules(model, include_lm_head=include_lm_head):
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name), child, convert(linear, spec))
+    return model.eval()
+
+
+def _check_groups(model: nn.Module, spec: QuantSpec, include_lm_head: bool) -> None:
+    if spec.granularity != "group" or spec.method != "rtn":
+        return
+    for name, linear in quantizable_modules(model, include_lm_head=include_lm_head):
         columns = linear.weight.shape[1]
-        if spec.granularity == "group" and spec.method == "rtn" and columns % spec.group_size:
+        if columns % spec.group_size:
             raise QuailError(
                 f"group size {spec.group_size} of spec {spec.name} does not divide the {columns} "
                 f"input columns of {name}: pick a group size that divides {columns}"
             )
-        parent_name, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent_name), child, convert(linear, spec))
-    return model.eval()
