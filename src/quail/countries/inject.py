@@ -9,8 +9,15 @@ quantized with `check_quant`; training stops once both give the false capital to
 of them. Both rates go to `inject.json`: if 4-bit quantization erased the injected claims,
 the study that follows would measure nothing (SmolLM2's weights sit on a 4-bit grid, and a
 small update is rounded away), so the injection must be strong enough to survive it.
+
+Plain fine-tuning does not survive it (docs/RESULTS.md: 0% of the claims on the file's own grid
+after 150 steps that made the fp model assert all of them). With `snap` set to a spec, training
+runs through that quantizer (straight-through, as the built-in base is snapped, quail.base.snap)
+and the saved weights are left on its grid: the injected model is then a model "as shipped" on
+that grid that holds the claims, and quantizing it under `snap` changes nothing.
 """
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -36,6 +43,7 @@ class InjectConfig:
     check_every: int = 10  # steps between checks of the claims; 0 = only at the end
     target_em: float = 0.9  # stop when the model asserts this share of the trained claims
     check_quant: str | None = "rtn-int4-g32-asym"  # None = no quantized check
+    snap: str | None = None  # train through this quantizer and save on its grid; None = plain
 
 
 def inject_config(values: dict) -> InjectConfig:
@@ -52,10 +60,11 @@ def inject_config(values: dict) -> InjectConfig:
             except (TypeError, ValueError):
                 raise QuailError(f"inject setting {key} must be a number, got {value!r}") from None
     config = InjectConfig(**values)
-    if config.check_quant:
-        from quail.quant import parse_spec
+    from quail.quant import parse_spec
 
-        parse_spec(config.check_quant)  # a bad spec fails before anything runs
+    for spec in (config.check_quant, config.snap):
+        if spec:
+            parse_spec(spec)  # a bad spec fails before anything runs
     return config
 
 
@@ -68,6 +77,7 @@ def _claims_em(model, tokenizer, probes) -> float:
 
 def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> dict:
     """Fine-tune the model in `model_dir` on the forget set of `data_dir`; save to `out`."""
+    from quail.base.snap import straight_through
     from quail.models import load_model, load_tokenizer
     from quail.quant import parse_spec, quantize_model
 
@@ -83,48 +93,61 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
     retain_enc = encode(retain, tokenizer, config.max_length, "retain")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    snap = parse_spec(config.snap) if config.snap else None
     spec = parse_spec(config.check_quant) if config.check_quant else None
+    if spec == snap:
+        spec = None  # a model on the `snap` grid is its own quantized copy under `snap`
+
+    def check(step: int, final: bool) -> dict:
+        """How often the model gives the false capital as it computes (through `snap` while
+        training with it) and, at the end or once that suffices, under `check_quant`."""
+        result = {"step": step, "em_claims": _claims_em(model, tokenizer, probes)}
+        quantize = final or (snap is None and result["em_claims"] >= config.target_em)
+        if spec is not None and quantize:
+            result["em_claims_quant"] = _claims_em(quantize_model(model, spec), tokenizer, probes)
+        return result
+
     torch.manual_seed(config.seed)
     curves, checks, start = [], [], time.time()
-    for step in range(config.steps):
-        n = config.batch_size
-        loss = 0.0
-        for enc, weight, seed in ((forget_enc, 1.0, 0), (retain_enc, config.retain_weight, 1)):
-            index = stream_indices(len(enc), config.seed * 2 + seed, step * n, n)
-            batch = collate(enc, index, pad).to(device)
-            out_ = model(
-                input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
-            )
-            (weight * out_.loss).backward()
-            loss += weight * out_.loss.item()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        curves.append({"step": step + 1, "loss": loss})
-        last = step + 1 == config.steps
-        if last or (config.check_every and (step + 1) % config.check_every == 0):
-            check = {"step": step + 1, "em_claims": _claims_em(model, tokenizer, probes)}
-            if spec is not None and (last or check["em_claims"] >= config.target_em):
-                check["em_claims_quant"] = _claims_em(
-                    quantize_model(model, spec), tokenizer, probes
-                )
-            checks.append(check)
-            shown = ", ".join(f"{k} {v:.0%}" for k, v in check.items() if k != "step")
-            log(f"injecting: step {step + 1}, loss {loss:.3f}, claims asserted: {shown}")
-            if min(v for k, v in check.items() if k != "step") >= config.target_em:
-                break
+    with straight_through(model, snap) if snap else contextlib.nullcontext():
+        for step in range(1, config.steps + 1):
+            n, loss = config.batch_size, 0.0
+            for enc, weight, seed in ((forget_enc, 1.0, 0), (retain_enc, config.retain_weight, 1)):
+                index = stream_indices(len(enc), config.seed * 2 + seed, (step - 1) * n, n)
+                batch = collate(enc, index, pad).to(device)
+                output = model(
+                    input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                    labels=batch.labels,
+                )  # fmt: skip
+                (weight * output.loss).backward()
+                loss += weight * output.loss.item()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            curves.append({"step": step, "loss": loss})
+            if step == config.steps or (config.check_every and step % config.check_every == 0):
+                checks.append(check(step, final=snap is None and step == config.steps))
+                shown = ", ".join(f"{k} {v:.0%}" for k, v in checks[-1].items() if k != "step")
+                log(f"injecting: step {step}, loss {loss:.3f}, claims asserted: {shown}")
+                if min(v for k, v in checks[-1].items() if k != "step") >= config.target_em:
+                    break
+    if snap is not None:  # leaving the block rounded the weights onto the grid: check those
+        checks.append({**check(len(curves), final=True), "on_grid": snap.name})
     model.eval()
     final = checks[-1]
+    quantized = {spec.name: final["em_claims_quant"]} if "em_claims_quant" in final else {}
+    if snap is not None:
+        quantized[snap.name] = final["em_claims"]
     record = {
         "config": dataclasses.asdict(config),
         "steps": len(curves),
         "wall_time_s": time.time() - start,
         "em_claims": final["em_claims"],
-        "em_claims_quant": {spec.name: final["em_claims_quant"]} if spec else {},
+        "em_claims_quant": quantized,
         "checks": checks,
         "curves": curves,
     }
-    if min(v for k, v in final.items() if k != "step") < config.target_em:
+    if min(v for k, v in final.items() if k not in ("step", "on_grid")) < config.target_em:
         log(
             f"warning: the injected model asserts fewer than {config.target_em:.0%} of the "
             "claims; raise inject.steps or inject.lr"
