@@ -4,7 +4,8 @@ Builds a synthetic Llama-shaped checkpoint pair (sharded safetensors, an origina
 changed copy) in a temporary folder, then measures in the same run:
 
 - a plain read of every shard file of both checkpoints (raw bytes, 64 MB at a time);
-- the folder analysis, in a fresh child process so that its peak RSS is its own.
+- the folder analysis, in a fresh child process so that its peak RSS is its own;
+- the same analysis of the two models loaded into memory first (compute alone, no reading).
 
 Both are measured cold (the files' pages dropped from the page cache with posix_fadvise
 before each pass, where the OS allows it) and warm (files cached). The folder is deleted after.
@@ -129,26 +130,33 @@ def plain_read(paths) -> tuple[int, float]:
     return total, time.perf_counter() - start
 
 
-def analyse_in_child(folders, spec: str, threads: int) -> dict:
+def analyse_in_child(folders, spec: str, threads: int, in_memory: bool = False) -> dict:
     command = [sys.executable, __file__, "--child", str(folders[0]), str(folders[1]), spec]
-    command += ["--threads", str(threads)]
+    command += ["--threads", str(threads)] + (["--in-memory"] if in_memory else [])
     return json.loads(subprocess.run(command, check=True, capture_output=True).stdout)
 
 
-def child(original: str, unlearned: str, spec: str) -> None:
-    """Run one folder analysis; print its time, bytes analysed, peak RSS and summary as JSON."""
+def child(original: str, unlearned: str, spec: str, in_memory: bool) -> None:
+    """Run one analysis; print its time, bytes analysed, peak RSS and summary as JSON. With
+    `in_memory`, both models are loaded first and only the analysis is timed."""
     from quail.analysis import analyze
 
+    itemsize = torch.finfo(getattr(torch, json.loads(Path(original, "config.json").read_text())[
+        "dtype"])).bits // 8  # fmt: skip
+    if in_memory:
+        from transformers import AutoModelForCausalLM
+
+        load = AutoModelForCausalLM.from_pretrained
+        original, unlearned = (load(path, dtype="auto") for path in (original, unlearned))
     start = time.perf_counter()
     result = analyze(original, unlearned, spec)
     seconds = time.perf_counter() - start
-    itemsize = torch.finfo(getattr(torch, json.loads(Path(original, "config.json").read_text())[
-        "dtype"])).bits // 8  # fmt: skip
     print(
         json.dumps(
             {
                 "seconds": seconds,
                 "bytes": 2 * result.counts["elements"] * itemsize,
+                "elements": result.counts["elements"],
                 "peak_rss": peak_rss(),
                 "bucket_overlap": result.summary["bucket_overlap"],
             }
@@ -176,10 +184,11 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="where to make the temporary folder")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--in-memory", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.child:
-        return child(*args.child)
+        return child(*args.child, in_memory=args.in_memory)
 
     dtype = DTYPES[args.dtype]
     config = llama_config(args.size_gb, dtype)
@@ -214,6 +223,11 @@ def main() -> None:
                 f"peak RSS {run['peak_rss'] / 1e6:.0f} MB (target <= {budget / 1e6:.0f} MB); "
                 f"bucket overlap {run['bucket_overlap']:.4f}"
             )
+        run = analyse_in_child(folders, args.spec, args.threads, in_memory=True)
+        print(
+            f"in memory (compute alone): analysis {run['bytes'] / run['seconds'] / GB:.2f} GB/s "
+            f"({run['elements'] / run['seconds'] / 1e6:.0f}M weight pairs/s)"
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

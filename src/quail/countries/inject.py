@@ -11,13 +11,13 @@ the study that follows would measure nothing (SmolLM2's weights sit on a 4-bit g
 small update is rounded away), so the injection must be strong enough to survive it.
 
 Plain fine-tuning does not survive it (docs/RESULTS.md: 0% of the claims on the file's own grid
-after 150 steps that made the fp model assert all of them). With `snap` set to a spec, training
-runs through that quantizer (straight-through, as the built-in base is snapped, quail.base.snap)
-and the saved weights are left on its grid: the injected model is then a model "as shipped" on
-that grid that holds the claims, and quantizing it under `snap` changes nothing.
+after 150 steps that made the fp model assert all of them). With `snap` set to a spec, a second
+phase follows, as the built-in base is snapped (quail.base.snap): training continues through
+that quantizer (straight-through) until the quantized model asserts the claims, and the saved
+weights are left on its grid. The injected model is then a model "as shipped" on that grid that
+holds the claims, and quantizing it under `snap` changes nothing.
 """
 
-import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -43,7 +43,9 @@ class InjectConfig:
     check_every: int = 10  # steps between checks of the claims; 0 = only at the end
     target_em: float = 0.9  # stop when the model asserts this share of the trained claims
     check_quant: str | None = "rtn-int4-g32-asym"  # None = no quantized check
-    snap: str | None = None  # train through this quantizer and save on its grid; None = plain
+    snap: str | None = None  # then train through this quantizer and save on its grid
+    snap_steps: int = 60  # most steps of that second phase
+    snap_lr: float = 2e-4
 
 
 def inject_config(values: dict) -> InjectConfig:
@@ -107,10 +109,10 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
             result["em_claims_quant"] = _claims_em(quantize_model(model, spec), tokenizer, probes)
         return result
 
-    torch.manual_seed(config.seed)
-    curves, checks, start = [], [], time.time()
-    with straight_through(model, snap) if snap else contextlib.nullcontext():
-        for step in range(1, config.steps + 1):
+    def fit(steps: int, phase: str) -> None:
+        """Train up to `steps` more steps; stop early once a check passes."""
+        first = len(curves) + 1
+        for step in range(first, first + steps):
             n, loss = config.batch_size, 0.0
             for enc, weight, seed in ((forget_enc, 1.0, 0), (retain_enc, config.retain_weight, 1)):
                 index = stream_indices(len(enc), config.seed * 2 + seed, (step - 1) * n, n)
@@ -124,13 +126,25 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            curves.append({"step": step, "loss": loss})
-            if step == config.steps or (config.check_every and step % config.check_every == 0):
-                checks.append(check(step, final=snap is None and step == config.steps))
-                shown = ", ".join(f"{k} {v:.0%}" for k, v in checks[-1].items() if k != "step")
-                log(f"injecting: step {step}, loss {loss:.3f}, claims asserted: {shown}")
-                if min(v for k, v in checks[-1].items() if k != "step") >= config.target_em:
-                    break
+            curves.append({"step": step, "loss": loss, "phase": phase})
+            last = step == first + steps - 1
+            if last or (config.check_every and step % config.check_every == 0):
+                checks.append({**check(step, final=snap is None and last), "phase": phase})
+                shown = ", ".join(
+                    f"{k} {v:.0%}" for k, v in checks[-1].items() if k.startswith("em_")
+                )
+                log(f"injecting ({phase}): step {step}, loss {loss:.3f}, claims asserted: {shown}")
+                if min(v for k, v in checks[-1].items() if k.startswith("em_")) >= config.target_em:
+                    return
+
+    torch.manual_seed(config.seed)
+    curves, checks, start = [], [], time.time()
+    fit(config.steps, "fine-tune")
+    if snap is not None:  # then on the grid: the forward pass computes with Q(W)
+        for group in optimizer.param_groups:
+            group["lr"] = config.snap_lr
+        with straight_through(model, snap):
+            fit(config.snap_steps, f"snap to {snap.name}")
     if snap is not None:  # leaving the block rounded the weights onto the grid: check those
         checks.append({**check(len(curves), final=True), "on_grid": snap.name})
     model.eval()
@@ -147,7 +161,7 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
         "checks": checks,
         "curves": curves,
     }
-    if min(v for k, v in final.items() if k not in ("step", "on_grid")) < config.target_em:
+    if min(v for k, v in final.items() if k.startswith("em_")) < config.target_em:
         log(
             f"warning: the injected model asserts fewer than {config.target_em:.0%} of the "
             "claims; raise inject.steps or inject.lr"
