@@ -54,6 +54,10 @@ def test_recovery_edge_cases():
     nothing = recovery(0.5, 0.5, 0.9)
     assert nothing.value is None and "nothing was forgotten" in nothing.reason
     assert recovery(0.5, 0.6, 0.9).value is None  # unlearning made the metric worse
+    # the original keeps under the quantizer at least half of what unlearning removed: defined
+    assert recovery(0.9, 0.1, 0.5, original_quantized=0.5).value == pytest.approx(0.5)
+    lost = recovery(0.9, 0.1, 0.2, original_quantized=0.3)  # the quantized original lost it
+    assert lost.value is None and "original itself loses" in lost.reason
     assert privleak(0.75, 0.5) == pytest.approx(50.0)
 
 

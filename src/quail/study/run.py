@@ -43,7 +43,7 @@ def run_study(
             "method": run.method,
             "overrides": run.overrides,
             "metrics": metrics,
-            "recovery": _recoveries(original["fp"], metrics),
+            "recovery": _recoveries(original, metrics),
             "analysis": analysis,
             "unlearn": _run_summary(model_dir),
         }
@@ -230,7 +230,9 @@ def _unlearned(config: StudyConfig, run, base_dir: Path, data_dir: Path, cell: P
     return model_dir
 
 
-def _recoveries(original_fp: dict, metrics: dict) -> dict:
+def _recoveries(original: dict, metrics: dict) -> dict:
+    """{spec: {forget metric: recovery}}, undefined where the original itself loses the
+    knowledge under the spec (then nothing can come back)."""
     from quail.evaluate import recovery
 
     table = {}
@@ -238,9 +240,14 @@ def _recoveries(original_fp: dict, metrics: dict) -> dict:
         if spec == "fp":
             continue
         table[spec] = {
-            name: recovery(original_fp[name], metrics["fp"][name], scores[name]).to_dict()
+            name: recovery(
+                original["fp"][name],
+                metrics["fp"][name],
+                scores[name],
+                original_quantized=original.get(spec, {}).get(name),
+            ).to_dict()
             for name in scores
-            if name in original_fp and _is_forget_metric(name)
+            if name in original["fp"] and _is_forget_metric(name)
         }
     return table
 

@@ -19,6 +19,8 @@ process-wide environment variables); `codes` needs only that it is installed.
 
 import contextlib
 import importlib.util
+import io
+import logging
 import math
 import os
 import sys
@@ -101,6 +103,20 @@ def _threads() -> None:
 
 
 @contextlib.contextmanager
+def _quiet():
+    """gptqmodel prints banners, tables and progress bars, thousands of lines per model: keep
+    them out of quail's output, and show their tail only when quantization fails."""
+    captured = io.StringIO()
+    logging.getLogger("tokenicer").setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+            yield
+    except Exception:
+        sys.stderr.write(captured.getvalue()[-4000:])
+        raise
+
+
+@contextlib.contextmanager
 def _working_directory(folder: Path):
     """gptqmodel writes per-layer logs to ./logs: keep them in the temporary folder."""
     previous = os.getcwd()
@@ -152,7 +168,8 @@ def quantize_to_folder(
 ) -> None:
     """Quantize `model` with gptqmodel on the token samples and save the checkpoint in `out`."""
     _threads()
-    from gptqmodel import BACKEND, AWQConfig, GPTQConfig, GPTQModel
+    with _quiet():
+        from gptqmodel import BACKEND, AWQConfig, GPTQConfig, GPTQModel
 
     source = out.parent / (out.name + "-source")
     model.save_pretrained(source, safe_serialization=True)
@@ -169,7 +186,7 @@ def quantize_to_folder(
         {"input_ids": s[None], "attention_mask": torch.ones_like(s)[None]} for s in samples
     ]
     kernel = {"backend": BACKEND.AWQ_TORCH} if spec.backend == "awq" and device == "cpu" else {}
-    with _working_directory(out.parent):
+    with _working_directory(out.parent), _quiet():
         quantizer = GPTQModel.load(str(source), config, device=device, dtype=_dtype(model, spec))
         quantizer.quantize(calibration, batch_size=1, calibration_data_min_length=1, **kernel)
         # the in-memory model holds GPTQ's v1 zero points under a v2 kernel (every weight one
@@ -180,9 +197,10 @@ def quantize_to_folder(
 def load_folder(folder: Path, spec: QuantSpec, dtype: torch.dtype, device: str = "cpu"):
     """The Hugging Face model of a gptqmodel checkpoint, its layers on gptqmodel's kernels."""
     _threads()
-    from gptqmodel import GPTQModel
+    with _quiet():
+        from gptqmodel import GPTQModel
 
-    return GPTQModel.load(str(folder), device=device, dtype=dtype).model.eval()
+        return GPTQModel.load(str(folder), device=device, dtype=dtype).model.eval()
 
 
 @torch.no_grad()
