@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 from torch import nn
-from transformers import LlamaConfig, LlamaForCausalLM
 from typer.testing import CliRunner
 
 import quail.analysis.compare as compare
+import tiny
 from quail.analysis import analyze, fused
 from quail.analysis.histogram import Histogram
 from quail.analysis.stats import ChangeStats
@@ -23,17 +23,9 @@ QUANTILE_RESOLUTION = 2**-10
 
 
 def tiny_llama(seed=0, tie=False, intermediate=128):
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=intermediate,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=96,
-        tie_word_embeddings=tie,
+    return tiny.tiny_llama(
+        seed, vocab_size=96, intermediate_size=intermediate, tie_word_embeddings=tie
     )
-    return LlamaForCausalLM(config).eval()
 
 
 @torch.no_grad()

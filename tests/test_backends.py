@@ -5,9 +5,10 @@ import sys
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, LlamaForCausalLM
 from typer.testing import CliRunner
 
+import tiny
 from quail.cli import app
 from quail.errors import QuailError
 from quail.quant import load_quantized, parse_spec, quantize_model, quantize_tensor
@@ -178,17 +179,7 @@ def test_hqq_starts_from_our_grid_and_moves_only_its_zero():
 
 
 def tiny_llama() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=32,
-    )
-    return LlamaForCausalLM(config).eval()
+    return tiny.tiny_llama(num_hidden_layers=1, max_position_embeddings=32)
 
 
 # How close the backend's own layers come to our fake-quantized copy on the same grid: exact

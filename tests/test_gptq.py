@@ -8,8 +8,9 @@ import copy
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
+import tiny
 from quail.errors import QuailError
 from quail.quant import load_quantized, parse_spec, quantize_model, quantize_tensor
 
@@ -28,17 +29,7 @@ LAYER0 = [
 
 
 def tiny_llama() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=64,
-    )
-    return LlamaForCausalLM(config).eval()
+    return tiny.tiny_llama(num_key_value_heads=4)  # AWQ needs output widths that are x64
 
 
 def samples() -> list[torch.Tensor]:

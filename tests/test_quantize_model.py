@@ -2,26 +2,16 @@
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, LlamaForCausalLM
 from typer.testing import CliRunner
 
+import tiny
 from quail.cli import app
 from quail.quant import parse_spec, quantize_model, quantize_tensor
 
 
 def tiny_llama(tie: bool = False) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        tie_word_embeddings=tie,
-    )
-    return LlamaForCausalLM(config).eval()
+    return tiny.tiny_llama(tie_word_embeddings=tie)
 
 
 def test_linear_weights_are_replaced_by_their_dequantized_values():
