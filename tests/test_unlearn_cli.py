@@ -20,27 +20,18 @@ def folders(tmp_path_factory):
     return root
 
 
+def unlearn_args(folders, out, *extra) -> list[str]:
+    """`quail unlearn` on the tiny model and data folders, writing to `out`."""
+    model, data = str(folders / "model"), str(folders / "data")
+    return ["unlearn", "--model", model, "--data", data, "--out", str(out), *extra]
+
+
 def test_unlearn_command_writes_a_model_folder_and_run_json(folders, tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("steps: 5\nlr: 1.0e-3\nbatch_size: 4\n")
     out = tmp_path / "out"
-    args = [
-        "unlearn",
-        "--model",
-        str(folders / "model"),
-        "--data",
-        str(folders / "data"),
-        "--method",
-        "quail",
-        "--quant",
-        "rtn-int4-g16",
-        "--out",
-        str(out),
-        "--config",
-        str(config),
-        "steps=3",
-        "progress=false",
-    ]
+    args = unlearn_args(folders, out, "--method", "quail", "--quant", "rtn-int4-g16")
+    args += ["--config", str(config), "steps=3", "progress=false"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     run = json.loads((out / "run.json").read_text())
@@ -60,17 +51,7 @@ def test_unlearn_command_writes_a_model_folder_and_run_json(folders, tmp_path):
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(folders, tmp_path, extra, message):
-    args = [
-        "unlearn",
-        "--model",
-        str(folders / "model"),
-        "--data",
-        str(folders / "data"),
-        "--out",
-        str(tmp_path / "out"),
-        *extra,
-    ]
-    result = CliRunner().invoke(app, args)
+    result = CliRunner().invoke(app, unlearn_args(folders, tmp_path / "out", *extra))
     assert result.exit_code == 2
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()

@@ -7,8 +7,9 @@ from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
 from tokenizers.processors import TemplateProcessing
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
+import tiny
 from quail.data.examples import Example
 from quail.unlearn.batches import collate, encode
 from quail.unlearn.forward import forward
@@ -50,17 +51,11 @@ def split() -> tuple[list[Example], list[Example]]:
 
 
 def fresh_model(seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(WORDS),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+    model = tiny.tiny_llama(
+        seed, vocab_size=len(WORDS), hidden_size=32, intermediate_size=64,
         max_position_embeddings=32,
-    )
-    return LlamaForCausalLM(config)
+    )  # fmt: skip
+    return model.train()
 
 
 @functools.lru_cache(maxsize=1)
