@@ -316,8 +316,9 @@ def test_fused_kernel_equals_torch_path(spec, dtype):
 
 
 def test_fused_kernel_splits_work_across_threads_without_changing_results():
-    w0 = torch.randn(64, 128) * 0.02
-    w1 = w0 + torch.randn(64, 128) * 1e-3
+    rows = 4 * fused.BLOCK_ELEMENTS // 128 + 3  # five blocks, the last one short
+    w0 = torch.randn(rows, 128) * 0.02
+    w1 = w0 + torch.randn(rows, 128) * 1e-3
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -327,6 +328,11 @@ def test_fused_kernel_splits_work_across_threads_without_changing_results():
     finally:
         torch.set_num_threads(threads)
     assert_close(one.figures(histogram=True), two.figures(histogram=True))
+    assert torch.equal(one.abs_change.counts, two.abs_change.counts)
+    assert torch.equal(one.half_steps.counts, two.half_steps.counts)
+    slow = _stats(ChangeStats.add_torch, w0, w1, "int4")
+    assert torch.equal(one.half_steps.counts, slow.half_steps.counts)
+    assert (one.same_bucket, one.half_step) == (slow.same_bucket, slow.half_step)
 
 
 @pytest.mark.parametrize("spec", ["nf4", "fp4", "rtn-int8-tensor", "bnb-nf4"])

@@ -9,6 +9,7 @@ quantile is reported as the lower edge of its bin: never above the exact value a
 chunks add, so per-layer and whole-model quantiles come out of the same counts.
 """
 
+import numpy as np
 import torch
 
 DROPPED_BITS = 13
@@ -22,14 +23,31 @@ class Histogram:
     """Counts of non-negative float32 values in bins of relative width 2^-10."""
 
     def __init__(self) -> None:
-        self.counts = torch.zeros(N_BINS, dtype=torch.int64)
+        self._counts = torch.zeros(N_BINS, dtype=torch.int64)
+        self._thread_rows = None  # the fused kernel's per-thread counts, not yet in _counts
+
+    @property
+    def counts(self) -> torch.Tensor:
+        if self._thread_rows is not None:
+            self._counts += torch.from_numpy(self._thread_rows.sum(0))
+            self._thread_rows = None
+        return self._counts
+
+    def thread_rows(self, threads: int) -> np.ndarray:
+        """A (threads, N_BINS) array the fused kernel counts into, one row per thread (threads
+        cannot add to one array at once); kept across chunks and added to `counts` when read,
+        so a layer pays for the rows once, not once per chunk."""
+        if self._thread_rows is None or self._thread_rows.shape[0] != threads:
+            self.counts  # noqa: B018 (folds the rows of another thread count)
+            self._thread_rows = np.zeros((threads, N_BINS), np.int64)
+        return self._thread_rows
 
     def add(self, values: torch.Tensor) -> None:
         bins = values.reshape(-1).view(torch.int32) >> DROPPED_BITS
-        self.counts += torch.bincount(bins, minlength=N_BINS)
+        self.counts.add_(torch.bincount(bins, minlength=N_BINS))
 
     def merge(self, other: "Histogram") -> None:
-        self.counts += other.counts
+        self.counts.add_(other.counts)
 
     def quantiles(self) -> dict[str, float | None]:
         """The inverted-CDF quantile (smallest x with at least a fraction q of values <= x),

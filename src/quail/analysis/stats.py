@@ -43,9 +43,7 @@ class ChangeStats:
 
     def add_fused(self, w0: torch.Tensor, w1: torch.Tensor, spec: QuantSpec) -> None:
         """`add` in one compiled pass (quail.analysis.fused): the reference RTN specs."""
-        figures = fused.change_sums(
-            w0, w1, spec, self.abs_change.counts, self.half_steps.counts, DROPPED_BITS
-        )
+        figures = fused.change_sums(w0, w1, spec, self.abs_change, self.half_steps, DROPPED_BITS)
         self.elements += w0.numel()
         for name in (*fused.SUMS, *fused.COUNTS):
             setattr(self, name, getattr(self, name) + figures[name])
