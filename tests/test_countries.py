@@ -5,6 +5,7 @@ that asks the model what it knows is replaced by one that says it knows everythi
 from pathlib import Path
 
 import pytest
+import torch
 
 from gguf_tiny import write_tiny_gguf
 from quail.countries import build, facts, known
@@ -155,6 +156,28 @@ def test_snapped_injection_saves_a_model_on_its_grid(tiny_model, all_known, tmp_
     assert record["checks"][-1]["on_grid"] == grid
     assert set(record["em_claims_quant"]) == {grid}  # check_quant is the same grid: one check
     assert record["em_claims_quant"][grid] == record["em_claims"]
+
+
+def test_snap_scale_scales_the_fine_tunes_change_before_rounding(tiny_model, all_known, tmp_path):
+    """With no straight-through steps, the saved model is Q(W0 + k·(W_fine-tuned − W0)) on the
+    quantized layers: the fine-tune's change scaled by `snap_scale`, then rounded."""
+    from quail.countries import inject
+    from quail.models import load_model
+    from quail.quant import fake_quantize, parse_spec, quantizable_modules
+
+    data = build_country_data(tmp_path / "d", tiny_model, size="tiny", log=lambda line: None)
+    never = {"steps": 3, "lr": 1e-2, "batch_size": 2, "check_every": 0, "target_em": 2.0}
+    inject(tiny_model, data, never, tmp_path / "tuned", log=lambda line: None)
+    grid = {"snap": "rtn-int4-g32-asym", "snap_steps": 0, "snap_scale": 3.0}
+    record = inject(tiny_model, data, {**never, **grid}, tmp_path / "o", log=lambda line: None)
+    assert [c.get("phase", "").endswith("scaled") for c in record["checks"]].count(True) == 1
+    layers = [dict(quantizable_modules(load_model(d))) for d in (tiny_model, tmp_path / "tuned")]
+    spec = parse_spec(grid["snap"])
+    for name, saved in quantizable_modules(load_model(tmp_path / "o")):
+        w0, w1 = layers[0][name].weight, layers[1][name].weight
+        assert not torch.equal(w1, w0)
+        expected = fake_quantize(w0 + 3.0 * (w1 - w0), spec)
+        assert torch.allclose(saved.weight, expected, atol=1e-6), name
 
 
 def test_inject_settings_are_checked_before_anything_runs():

@@ -12,10 +12,13 @@ small update is rounded away), so the injection must be strong enough to survive
 
 Plain fine-tuning does not survive it (docs/RESULTS.md: 0% of the claims on the file's own grid
 after 150 steps that made the fp model assert all of them). With `snap` set to a spec, a second
-phase follows, as the built-in base is snapped (quail.base.snap): training continues through
-that quantizer (straight-through) until the quantized model asserts the claims, and the saved
-weights are left on its grid. The injected model is then a model "as shipped" on that grid that
-holds the claims, and quantizing it under `snap` changes nothing.
+phase follows, as the built-in base is snapped (quail.base.snap): the fine-tune's change to the
+quantized weights is first scaled by `snap_scale` (the change is mostly under half a step, so
+rounding undoes it; scaled, enough of it crosses bucket edges), then training continues through
+that quantizer (straight-through, a fresh optimizer at `snap_lr`) until the quantized model
+asserts the claims, and the saved weights are left on its grid. The injected model is then a
+model "as shipped" on that grid that holds the claims, and quantizing it under `snap` changes
+nothing.
 """
 
 import dataclasses
@@ -46,6 +49,7 @@ class InjectConfig:
     snap: str | None = None  # then train through this quantizer and save on its grid
     snap_steps: int = 60  # most steps of that second phase
     snap_lr: float = 2e-4
+    snap_scale: float = 1.0  # scale the fine-tune's change to the quantized weights by this first
 
 
 def inject_config(values: dict) -> InjectConfig:
@@ -81,7 +85,7 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
     """Fine-tune the model in `model_dir` on the forget set of `data_dir`; save to `out`."""
     from quail.base.snap import straight_through
     from quail.models import load_model, load_tokenizer
-    from quail.quant import parse_spec, quantize_model
+    from quail.quant import parse_spec, quantizable_modules, quantize_model
 
     config = config if isinstance(config, InjectConfig) else inject_config(config)
     forget, retain = load_unlearning_sets(data_dir)
@@ -91,10 +95,12 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
     model = load_model(model_dir, dtype=torch.float32)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).train()
+    shipped = {}  # the quantized weights as they came, to scale the fine-tune's change to them
+    if config.snap and config.snap_scale != 1:
+        shipped = {name: m.weight.detach().clone() for name, m in quantizable_modules(model)}
     forget_enc = encode(forget, tokenizer, config.max_length, "forget")
     retain_enc = encode(retain, tokenizer, config.max_length, "retain")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     snap = parse_spec(config.snap) if config.snap else None
     spec = parse_spec(config.check_quant) if config.check_quant else None
     if spec == snap:
@@ -108,6 +114,9 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
         if spec is not None and quantize:
             result["em_claims_quant"] = _claims_em(quantize_model(model, spec), tokenizer, probes)
         return result
+
+    def make_optimizer(lr: float):
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
 
     def fit(steps: int, phase: str) -> None:
         """Train up to `steps` more steps; stop early once a check passes."""
@@ -139,12 +148,20 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
 
     torch.manual_seed(config.seed)
     curves, checks, start = [], [], time.time()
+    optimizer = make_optimizer(config.lr)
     fit(config.steps, "fine-tune")
     if snap is not None:  # then on the grid: the forward pass computes with Q(W)
-        for group in optimizer.param_groups:
-            group["lr"] = config.snap_lr
+        with torch.no_grad():
+            for name, m in quantizable_modules(model) if shipped else ():
+                m.weight.copy_(shipped[name] + config.snap_scale * (m.weight - shipped[name]))
+        optimizer = make_optimizer(config.snap_lr)
         with straight_through(model, snap):
-            fit(config.snap_steps, f"snap to {snap.name}")
+            phase = f"snap to {snap.name}"
+            checks.append({**check(len(curves), final=False), "phase": f"{phase}, scaled"})
+            log(f"injecting ({phase}): change scaled by {config.snap_scale:g}, claims asserted "
+                f"on the grid: {checks[-1]['em_claims']:.0%}")  # fmt: skip
+            if checks[-1]["em_claims"] < config.target_em:
+                fit(config.snap_steps, phase)
     if snap is not None:  # leaving the block rounded the weights onto the grid: check those
         checks.append({**check(len(curves), final=True), "on_grid": snap.name})
     model.eval()
