@@ -2,8 +2,10 @@
 that a headless browser opens with every image loaded."""
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -96,6 +98,28 @@ def test_a_rerun_resumes_without_recomputing(study, toy):
     before = cell.stat().st_mtime_ns
     run_study(load_study_config(toy), out, log=lambda line: None)
     assert cell.stat().st_mtime_ns == before
+
+
+def test_two_processes_give_one_study(study, toy, tmp_path):
+    """Two CPU processes (torchrun; accelerate's `--cpu` launcher starts only one): both
+    unlearn, the main one evaluates and writes; the original's evaluation (no training
+    involved) equals the one-process run's."""
+    out = tmp_path / "out"
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    command = [*launch, "-m", "quail.cli", "run", str(toy), "--out", str(out)]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((out / "results.json").read_text())
+    single = json.loads((study[0] / "results.json").read_text())
+    assert set(results["methods"]) == {"ga_gdr", "quail-m1"}
+    assert results["original"] == single["original"]
+    assert done.stdout.count("unlearning with ga_gdr") == 1  # the main process speaks for all
+    runs = [
+        json.loads((out / "cells" / m / "model" / "run.json").read_text())
+        for m in results["methods"]
+    ]
+    assert {r["processes"] for r in runs} == {2}
 
 
 def test_a_different_config_in_the_same_folder_is_refused(study, toy):

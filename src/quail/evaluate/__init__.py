@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import torch
+
 from quail.callable_module import make_callable
 from quail.evaluate.recovery import Recovery, recovery
 from quail.evaluate.suite import (
@@ -20,6 +22,8 @@ def evaluate(
     """{spec name: {metric: value}} for the model quantized under each spec: our reference
     specs fake-quantize, backend specs (bnb-nf4, hqq-int4-g64, ...) run the backend's layers.
     GPTQ and AWQ specs calibrate on the data's forget + retain text (`calibration_texts`).
+    Reference-spec copies run on the GPU when there is one; backend layers stay where their
+    adapters put them (checked on CPU only).
 
     `model` is a model folder or an in-memory model (then pass `tokenizer`); `data` is a data
     folder or an EvalData.
@@ -36,6 +40,8 @@ def evaluate(
         quantized = load_quantized(
             model, spec, calibration=calibration_texts(data) or None, tokenizer=tokenizer
         )
+        if spec.backend is None and torch.cuda.is_available():
+            quantized.to("cuda")
         results[spec.name] = evaluate_model(quantized, tokenizer, data)
     return results
 

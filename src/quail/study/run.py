@@ -6,13 +6,20 @@ every precision -> results.json, results.md, plots, report.html.
 Every finished piece (a "cell": an unlearned model, one evaluation, one analysis) is a file
 under OUT/cells/, written atomically; a rerun with the same config skips what exists, so an
 interrupted study resumes where it stopped.
+
+Under `accelerate launch` with several processes, every process unlearns (the loop shards each
+batch across them) and the main process does the rest: the others wait, then find its files
+and read them, as a resumed run would.
 """
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import yaml
+from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
 
 from quail.environment import environment
 from quail.errors import QuailError
@@ -27,18 +34,27 @@ def run_study(
 ) -> dict:
     """Run (or resume) the study into `out`; return the results.json content."""
     out = Path(out)
-    _claim_output(config, out, overwrite)
-    data_dir = _data(config, out, log)
-    base_dir = _base(config, data_dir, out, log)
-    eval_data = _eval_data(config, data_dir)
-
-    original = _evaluations(base_dir, eval_data, config.specs, out / "cells" / "original", log)
+    # one process evaluates while the others wait: allow it hours, not the default minutes;
+    # CPU processes (ACCELERATE_USE_CPU, as accelerate's own state reads it) form a gloo group
+    state = PartialState(parse_flag_from_env("ACCELERATE_USE_CPU"), timeout=timedelta(hours=12))
+    if not state.is_main_process:
+        log = _silent
+    with state.main_process_first():
+        if state.is_main_process:
+            _claim_output(config, out, overwrite)
+        data_dir = _data(config, out, log)
+        base_dir = _base(config, data_dir, out, log)
+        eval_data = _eval_data(config, data_dir)
+        original = _evaluations(base_dir, eval_data, config.specs, out / "cells" / "original", log)
     methods = {}
     for run in config.methods:
         cell = out / "cells" / run.name
-        model_dir = _unlearned(config, run, base_dir, data_dir, cell, log)
-        metrics = _evaluations(model_dir, eval_data, config.specs, cell, log)
-        analysis = {s: _analysis(base_dir, model_dir, s, cell, log) for s in config.analysis_specs}
+        model_dir = _unlearned(config, run, base_dir, data_dir, cell, log)  # every process
+        with state.main_process_first():
+            metrics = _evaluations(model_dir, eval_data, config.specs, cell, log)
+            analysis = {
+                s: _analysis(base_dir, model_dir, s, cell, log) for s in config.analysis_specs
+            }
         methods[run.name] = {
             "method": run.method,
             "overrides": run.overrides,
@@ -49,8 +65,9 @@ def run_study(
         }
     retrain = None
     if config.retrain:
-        retrain_dir = _retrained(data_dir, out, log)
-        retrain = _evaluations(retrain_dir, eval_data, ["fp"], out / "cells" / "retrain", log)
+        with state.main_process_first():
+            retrain_dir = _retrained(data_dir, out, log)
+            retrain = _evaluations(retrain_dir, eval_data, ["fp"], out / "cells" / "retrain", log)
         _add_privleak([original, *(m["metrics"] for m in methods.values())], retrain["fp"])
     results = {
         "schema_version": SCHEMA_VERSION,
@@ -67,12 +84,18 @@ def run_study(
         "retrain": None if retrain is None else {"metrics": retrain},
         "methods": methods,
     }
-    atomic_write_json(out / "results.json", results)
-    from quail.report import write_report
+    if state.is_main_process:
+        atomic_write_json(out / "results.json", results)
+        from quail.report import write_report
 
-    write_report(results, out)
-    log(f"wrote {out / 'results.json'}, {out / 'results.md'} and {out / 'report.html'}")
+        write_report(results, out)
+        log(f"wrote {out / 'results.json'}, {out / 'results.md'} and {out / 'report.html'}")
+    state.wait_for_everyone()
     return results
+
+
+def _silent(line: str) -> None:
+    """The log of processes other than the main one: it speaks for all."""
 
 
 def _claim_output(config: StudyConfig, out: Path, overwrite: bool) -> None:

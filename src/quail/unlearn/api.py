@@ -113,6 +113,7 @@ def _run_record(config, result, n_forget: int, n_retain: int) -> dict:
         "margins": None if margins is None else vars(margins),
         "environment": environment(),
         "device": str(next(result.model.parameters()).device),
+        "processes": PartialState().num_processes,
         "wall_time_s": result.wall_time_s,
         "curves": result.curves,
     }
