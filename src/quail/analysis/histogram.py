@@ -28,9 +28,7 @@ class Histogram:
 
     @property
     def counts(self) -> torch.Tensor:
-        if self._thread_rows is not None:
-            self._counts += torch.from_numpy(self._thread_rows.sum(0))
-            self._thread_rows = None
+        self._fold_thread_rows()
         return self._counts
 
     def thread_rows(self, threads: int) -> np.ndarray:
@@ -38,9 +36,14 @@ class Histogram:
         cannot add to one array at once); kept across chunks and added to `counts` when read,
         so a layer pays for the rows once, not once per chunk."""
         if self._thread_rows is None or self._thread_rows.shape[0] != threads:
-            self.counts  # noqa: B018 (folds the rows of another thread count)
+            self._fold_thread_rows()
             self._thread_rows = np.zeros((threads, N_BINS), np.int64)
         return self._thread_rows
+
+    def _fold_thread_rows(self) -> None:
+        if self._thread_rows is not None:
+            self._counts += torch.from_numpy(self._thread_rows.sum(0))
+            self._thread_rows = None
 
     def add(self, values: torch.Tensor) -> None:
         bins = values.reshape(-1).view(torch.int32) >> DROPPED_BITS

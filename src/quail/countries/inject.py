@@ -151,15 +151,17 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
     optimizer = make_optimizer(config.lr)
     fit(config.steps, "fine-tune")
     if snap is not None:  # then on the grid: the forward pass computes with Q(W)
-        with torch.no_grad():
-            for name, m in quantizable_modules(model) if shipped else ():
-                m.weight.copy_(shipped[name] + config.snap_scale * (m.weight - shipped[name]))
+        if shipped:
+            with torch.no_grad():
+                for name, m in quantizable_modules(model):
+                    m.weight.copy_(shipped[name] + config.snap_scale * (m.weight - shipped[name]))
         optimizer = make_optimizer(config.snap_lr)
         with straight_through(model, snap):
             phase = f"snap to {snap.name}"
             checks.append({**check(len(curves), final=False), "phase": f"{phase}, scaled"})
-            log(f"injecting ({phase}): change scaled by {config.snap_scale:g}, claims asserted "
-                f"on the grid: {checks[-1]['em_claims']:.0%}")  # fmt: skip
+            scaled = f"change scaled by {config.snap_scale:g}" if shipped else "change not scaled"
+            log(f"injecting ({phase}): {scaled}, claims asserted on the grid: "
+                f"{checks[-1]['em_claims']:.0%}")  # fmt: skip
             if checks[-1]["em_claims"] < config.target_em:
                 fit(config.snap_steps, phase)
     if snap is not None:  # leaving the block rounded the weights onto the grid: check those
