@@ -167,6 +167,23 @@ def test_compressed_tensors_step_is_absmax_over_7_5():
     assert theirs.codes.min() == -8 and theirs.codes.max() == 7
 
 
+def test_compressed_tensors_layer_is_unpacked_once_and_computes_the_frozen_layer():
+    needs("ct-int4")
+    from compressed_tensors.quantization import QuantizationStatus
+    from compressed_tensors.quantization.lifecycle.forward import fake_quantize
+
+    from quail.quant.backends import ct
+
+    spec = parse_spec("ct-int4-g64")
+    linear = torch.nn.Linear(256, 48, bias=False)
+    linear.weight.data = weights()
+    scale, zero_point = ct.qparams(linear.weight, spec)
+    expected = fake_quantize(linear.weight.detach(), scale, zero_point, ct.arguments(spec))
+    layer = ct.convert(linear, spec)
+    assert layer.quantization_status == QuantizationStatus.DECOMPRESSED  # no per-call rounding
+    assert torch.equal(layer.weight, expected)  # what the frozen layer computes on every call
+
+
 def test_hqq_starts_from_our_grid_and_moves_only_its_zero():
     needs("hqq-int4")
     weight = weights()

@@ -58,7 +58,7 @@ def test_country_facts_come_from_countryinfo():
 def test_the_filter_keeps_exactly_answered_attributes(monkeypatch):
     answers = {"capital": " Paris.\nQuestion: more", "continent": " Asia", "language": "french"}
 
-    def greedy(model, tokenizer, prompts, max_new_tokens=16, batch_size=32):
+    def greedy(model, tokenizer, prompts, max_new_tokens=16, batch_size=32, **kwargs):
         assert all(p.startswith("<|im_start|>user\n") for p in prompts)
         return [answers[a] for a in ("capital", "continent", "language")]
 

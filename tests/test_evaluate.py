@@ -6,12 +6,19 @@ import random
 
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
+from tokenizers import Regex, Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from quail.data.examples import Example
-from quail.evaluate.lm import token_logprobs
-from quail.evaluate.metrics import knowledge, min_k_scores, perplexity, privleak, verbatim
+from quail.evaluate.lm import greedy_continuations, token_logprobs
+from quail.evaluate.metrics import (
+    first_line,
+    knowledge,
+    min_k_scores,
+    perplexity,
+    privleak,
+    verbatim,
+)
 from quail.evaluate.recovery import recovery
 from quail.evaluate.scoring import exact_match, roc_auc, rouge_l_f1
 
@@ -62,13 +69,18 @@ def test_recovery_edge_cases():
 
 
 def word_tokenizer(texts) -> PreTrainedTokenizerFast:
-    words = sorted({w for t in texts for w in pre_tokenizers.Whitespace().pre_tokenize_str(t)})
-    vocab = {"<pad>": 0, "<eos>": 1, "<unk>": 2, "\n": 3}
-    vocab.update({w: i + 4 for i, w in enumerate(sorted({w for w, _ in words}))})
-    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split("\n", "isolated"), pre_tokenizers.Whitespace()]
+    """Words, punctuation and newlines as tokens (the newline ends an answer)."""
+    splits = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(r"[ \t]+"), "removed"),
+            pre_tokenizers.Split(Regex(r"\w+|[^\w\s]+|\n"), "isolated"),
+        ]
     )
+    pieces = {piece for t in texts for piece, _ in splits.pre_tokenize_str(t)}
+    vocab = {"<pad>": 0, "<eos>": 1, "<unk>": 2}
+    vocab.update({piece: i + 3 for i, piece in enumerate(sorted(pieces))})
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = splits
     return PreTrainedTokenizerFast(
         tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
     )
@@ -106,6 +118,18 @@ def test_knowledge_on_a_model_that_knows_the_facts(memorised):
     assert knowledge(model, tokenizer, wrong)["exact_match"] == 0.0
 
 
+def test_generation_stops_once_the_first_line_is_complete(memorised):
+    model, tokenizer = memorised
+    # "Question:" is continued with a question, a newline and its answer; the full prompt
+    # with its answer and <eos>; "\n" first only after the leading newline is answered
+    prompts = ["Question:", FACTS[2][0], "Question: Where was Ada Quill born?"]
+    full = greedy_continuations(model, tokenizer, prompts, max_new_tokens=16)
+    short = greedy_continuations(model, tokenizer, prompts, max_new_tokens=16, first_line_only=True)
+    assert "\n" in full[0].lstrip() and full[0].lstrip().split("\n", 1)[1].strip()
+    assert len(short[0]) < len(full[0]) and short[0].rstrip(" ").endswith("\n")
+    assert [first_line(a) for a in short] == [first_line(a) for a in full]
+
+
 def test_verbatim_reproduces_memorised_passages(memorised):
     model, tokenizer = memorised
     texts = [prompt + target for prompt, target in FACTS]
@@ -126,5 +150,10 @@ def test_min_k_and_perplexity_by_hand(memorised):
     assert perplexity(model, tokenizer, [text]) == pytest.approx(
         math.exp(-by_hand.mean().item()), rel=1e-4
     )
+    texts = [p + t for p, t in FACTS] + [p for p, _ in FACTS]  # batched by length, in order
+    alone = [token_logprobs(model, tokenizer, [t])[0] for t in texts]
+    in_batches = token_logprobs(model, tokenizer, texts, batch_size=3)
+    for got, expected in zip(in_batches, alone, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     unseen = "Question: Where was Bo Quill born?\nAnswer: Lorvik"
     assert min_k_scores(model, tokenizer, [text])[0] > min_k_scores(model, tokenizer, [unseen])[0]

@@ -26,7 +26,12 @@ def known_attributes(
     # Greedy answers share their prefix, so one that is complete within 8 tokens is also what
     # the 16-token metric reads: a kept probe is one the study's em_* metric counts as right.
     answers = greedy_continuations(
-        model, tokenizer, [p[3] for p in probes], max_new_tokens=8, batch_size=batch_size
+        model,
+        tokenizer,
+        [p[3] for p in probes],
+        max_new_tokens=8,
+        batch_size=batch_size,
+        first_line_only=True,
     )
     known: dict[str, dict[str, str]] = {c["name"]: {} for c in countries}
     for (name, attr, value, _), answer in zip(probes, answers, strict=True):

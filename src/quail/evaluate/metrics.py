@@ -21,7 +21,8 @@ def first_line(text: str) -> str:
 
 
 def knowledge(model, tokenizer, probes: list[Example], max_new_tokens: int = 16) -> dict:
-    answers = greedy_continuations(model, tokenizer, [p.prompt for p in probes], max_new_tokens)
+    prompts = [p.prompt for p in probes]
+    answers = greedy_continuations(model, tokenizer, prompts, max_new_tokens, first_line_only=True)
     answers = [first_line(a) for a in answers]
     references = [p.target.strip() for p in probes]
     pairs = list(zip(answers, references, strict=True))
