@@ -10,7 +10,12 @@ from tokenizers import Regex, Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from quail.data.examples import Example
-from quail.evaluate.lm import greedy_continuations, token_logprobs
+from quail.evaluate.lm import (
+    greedy_continuations,
+    length_batches,
+    shared_prefix_length,
+    token_logprobs,
+)
 from quail.evaluate.metrics import (
     first_line,
     knowledge,
@@ -130,6 +135,23 @@ def test_generation_stops_once_the_first_line_is_complete(memorised):
     assert [first_line(a) for a in short] == [first_line(a) for a in full]
 
 
+def test_length_batches_fill_a_token_budget_in_order_of_length():
+    assert length_batches([5, 1, 3, 9, 2], max_tokens=9) == [[1, 4, 2], [0], [3]]
+    assert length_batches([20, 4], max_tokens=8) == [[1], [0]]  # too long: alone
+    assert length_batches([], max_tokens=8) == []
+
+
+def test_a_shared_prompt_prefix_gives_the_answers_of_each_prompt_alone(memorised):
+    model, tokenizer = memorised
+    prompts = [prompt for prompt, _ in FACTS] + ["Question: What does"]
+    ids = tokenizer(prompts)["input_ids"]
+    assert shared_prefix_length(ids) == 2  # "Question" ":" is run once, cached, shared
+    together = greedy_continuations(model, tokenizer, prompts, max_new_tokens=6)
+    alone = [greedy_continuations(model, tokenizer, [p], max_new_tokens=6)[0] for p in prompts]
+    assert together == alone
+    assert [first_line(a) for a in together[:4]] == [t.strip() for _, t in FACTS]
+
+
 def test_verbatim_reproduces_memorised_passages(memorised):
     model, tokenizer = memorised
     texts = [prompt + target for prompt, target in FACTS]
@@ -152,7 +174,7 @@ def test_min_k_and_perplexity_by_hand(memorised):
     )
     texts = [p + t for p, t in FACTS] + [p for p, _ in FACTS]  # batched by length, in order
     alone = [token_logprobs(model, tokenizer, [t])[0] for t in texts]
-    in_batches = token_logprobs(model, tokenizer, texts, batch_size=3)
+    in_batches = token_logprobs(model, tokenizer, texts, max_tokens=40)
     for got, expected in zip(in_batches, alone, strict=True):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     unseen = "Question: Where was Bo Quill born?\nAnswer: Lorvik"
