@@ -55,13 +55,10 @@ def _rows_after_prefix(token_lists, shared: int, pad_id: int):
     ids = torch.full((len(token_lists), shared + width), pad_id)
     mask = torch.zeros_like(ids)
     for row, tokens in enumerate(token_lists):
-        own = tokens[shared:]
-        ids[row, :shared], ids[row, ids.shape[1] - len(own) :] = (
-            torch.tensor(tokens[:shared]),
-            torch.tensor(own),
-        )
-        mask[row, :shared] = 1
-        mask[row, ids.shape[1] - len(own) :] = 1
+        own_start = ids.shape[1] - (len(tokens) - shared)
+        ids[row, :shared] = torch.tensor(tokens[:shared], dtype=ids.dtype)
+        ids[row, own_start:] = torch.tensor(tokens[shared:], dtype=ids.dtype)
+        mask[row, :shared] = mask[row, own_start:] = 1
     return ids, mask
 
 
