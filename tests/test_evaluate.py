@@ -125,8 +125,9 @@ def test_knowledge_on_a_model_that_knows_the_facts(memorised):
 
 def test_generation_stops_once_the_first_line_is_complete(memorised):
     model, tokenizer = memorised
-    # "Question:" is continued with a question, a newline and its answer; the full prompt
-    # with its answer and <eos>; "\n" first only after the leading newline is answered
+    # "Question:" is continued with a question, a newline and its answer (the stop cuts it at
+    # that newline); a full prompt with its answer and <eos>; a question without "\nAnswer:",
+    # whose leading newline must not stop it
     prompts = ["Question:", FACTS[2][0], "Question: Where was Ada Quill born?"]
     full = greedy_continuations(model, tokenizer, prompts, max_new_tokens=16)
     short = greedy_continuations(model, tokenizer, prompts, max_new_tokens=16, first_line_only=True)

@@ -51,8 +51,7 @@ def shared_prefix_length(token_lists: list[list[int]]) -> int:
 def _rows_after_prefix(token_lists, shared: int, pad_id: int):
     """Token ids and attention mask of rows laid out as [shared prefix, padding, own tokens]:
     left padding of what follows the prefix, so every row ends at its last prompt token."""
-    width = max(len(tokens) for tokens in token_lists) - shared
-    ids = torch.full((len(token_lists), shared + width), pad_id)
+    ids = torch.full((len(token_lists), max(len(tokens) for tokens in token_lists)), pad_id)
     mask = torch.zeros_like(ids)
     for row, tokens in enumerate(token_lists):
         own_start = ids.shape[1] - (len(tokens) - shared)
@@ -136,12 +135,12 @@ def token_logprobs(model, tokenizer, texts: list[str], max_tokens: int = 512) ->
     little of each batch is padding (half the time of batches in the given order, here)."""
     _ensure_pad(tokenizer)
     side, tokenizer.padding_side = tokenizer.padding_side, "right"
-    lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]] if texts else []
+    token_lists = tokenizer(texts)["input_ids"] if texts else []
     results: list[torch.Tensor | None] = [None] * len(texts)
     try:
-        for rows in length_batches(lengths, max_tokens):
-            batch = tokenizer([texts[i] for i in rows], return_tensors="pt", padding=True)
-            batch = batch.to(model.device)
+        for rows in length_batches([len(tokens) for tokens in token_lists], max_tokens):
+            batch = {"input_ids": [token_lists[i] for i in rows]}
+            batch = tokenizer.pad(batch, return_tensors="pt").to(model.device)
             logits = model(**batch).logits[:, :-1].float()
             targets = batch["input_ids"][:, 1:]
             logprobs = torch.log_softmax(logits, -1).gather(-1, targets[..., None])[..., 0]
