@@ -10,7 +10,10 @@ the quantization. Seconds on a shared machine drift by ±25%; compare rows of on
 """
 
 import argparse
+import sys
 import time
+
+from quail.errors import QuailError
 
 SPECS = (
     "fp,int8,rtn-int4-g64,nf4,rtn-int4-g32-asym,bnb-nf4,bnb-int8,quanto-int4-g64,"
@@ -80,4 +83,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except QuailError as error:  # a missing folder, a bad spec: one line, exit 2
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

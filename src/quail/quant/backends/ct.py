@@ -47,7 +47,7 @@ def convert(linear: nn.Linear, spec: QuantSpec) -> nn.Module:
     """The layer as a checkpoint of llm-compressor's runs in transformers on CPU: scales from
     its observer, weights packed as int4 in the `pack-quantized` format, then decompressed once
     (transformers' `run_compressed=False`). Its output equals that of the frozen layer, which
-    quantizes and dequantizes its weight on every call, at a seventh of the cost."""
+    quantizes and dequantizes its weight on every call, without that per-call work."""
     scale, zero_point = qparams(linear.weight, spec)
     scheme = QuantizationScheme(targets=["Linear"], weights=arguments(spec))
     initialize_module_for_quantization(linear, scheme)
