@@ -67,7 +67,9 @@ def main() -> None:
     for text in args.specs.split(","):
         start = time.perf_counter()
         spec = parse_spec(text)
-        quantized = load_quantized(model, spec, calibration=calibration, tokenizer=tokenizer)
+        quantized = load_quantized(
+            model, spec, calibration=calibration, tokenizer=tokenizer, dequantize_once=True
+        )
         row = {"quantize": time.perf_counter() - start}
         for name, call in metric_calls(quantized.eval(), tokenizer, data).items():
             row[name] = timed(call)

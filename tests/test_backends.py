@@ -232,6 +232,24 @@ def test_backend_model_runs_forward_on_cpu(text):
         assert torch.equal(param, before[name]), name
 
 
+@pytest.mark.parametrize("text", ["hqq-int4-g32", "quanto-int4-g32", "quanto-int8", "bnb-nf4"])
+def test_dequantize_once_gives_the_backends_outputs_bit_for_bit(text):
+    """Evaluation's shortcut: layers that dequantize their weight on every call get it
+    dequantized once; the logits must not move at all. Others (bnb) keep their own layer."""
+    needs(text)
+    model = tiny_llama()
+    with torch.no_grad():  # a bias, which HQQ adds after its matmul
+        model.model.layers[0].mlp.up_proj.bias = torch.nn.Parameter(torch.randn(128))
+    native = load_quantized(model, parse_spec(text))
+    once = load_quantized(model, parse_spec(text), dequantize_once=True)
+    replaced = type(once.model.layers[0].mlp.up_proj) is torch.nn.Linear
+    assert replaced == (not text.startswith("bnb"))
+    assert type(native.model.layers[0].mlp.up_proj) is not torch.nn.Linear
+    for tokens in (torch.randint(0, 128, (3, 12)), torch.randint(0, 128, (16, 1))):
+        with torch.no_grad():
+            assert torch.equal(once(tokens).logits, native(tokens).logits)
+
+
 def test_load_quantized_reads_a_folder_and_checks_groups(tmp_path):
     needs("hqq-int4")
     tiny_llama().save_pretrained(tmp_path)

@@ -38,7 +38,11 @@ def evaluate(
     for text in specs:
         spec = parse_spec(text)
         quantized = load_quantized(
-            model, spec, calibration=calibration_texts(data) or None, tokenizer=tokenizer
+            model,
+            spec,
+            calibration=calibration_texts(data) or None,
+            tokenizer=tokenizer,
+            dequantize_once=True,
         )
         if spec.backend is None and torch.cuda.is_available():
             quantized.to("cuda")

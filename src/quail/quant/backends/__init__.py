@@ -6,7 +6,10 @@ Each backend is an adapter module with two functions:
 - `codes(weight, spec) -> QuantizedTensor`: the backend's own codes and scales for one
   tensor, in quail's grouped layout, so bucket overlap and steps are measured on the grid
   users deploy (`quantize_tensor` dispatches here for backend specs);
-- `convert(linear, spec) -> nn.Module`: the layer the backend runs, used by `load_quantized`.
+- `convert(linear, spec) -> nn.Module`: the layer the backend runs, used by `load_quantized`;
+- optionally `fixed_weight(layer) -> Tensor | None`: the weight the layer's forward multiplies
+  by, where that forward is exactly `linear(x, weight, bias)` on a weight it dequantizes on
+  every call (HQQ and quanto on CPU), so evaluation can dequantize it once.
 
 A model-level backend (GPTQ, AWQ: they calibrate on text) has `load_model(model, spec,
 calibration, tokenizer, include_lm_head)` instead of `convert`, and its `codes` round to nearest
@@ -89,6 +92,7 @@ def load_quantized(
     include_lm_head: bool = False,
     calibration=None,
     tokenizer=None,
+    dequantize_once: bool = False,
 ) -> nn.Module:
     """The model as it runs under `spec`: a model folder or in-memory model, copied, with each
     quantizable nn.Linear replaced by the backend's own layer. Reference specs give the
@@ -96,7 +100,12 @@ def load_quantized(
 
     GPTQ and AWQ specs quantize the whole model on `calibration` (a list of texts, tokenized
     with `tokenizer`, or of token id tensors); None means quail's generic English text. A
-    folder's own tokenizer is used when none is given. Other specs ignore both."""
+    folder's own tokenizer is used when none is given. Other specs ignore both.
+
+    `dequantize_once` (what evaluation uses) replaces each layer whose forward is a plain
+    `linear` on a weight it dequantizes on every call (the adapter's `fixed_weight`) by an
+    nn.Linear holding that weight: the same outputs bit for bit, without re-dequantizing every
+    weight at every decoding step (3x faster per layer for HQQ on CPU)."""
     if not isinstance(source, nn.Module):
         from quail.models import load_model, load_tokenizer  # transformers loads only here
 
@@ -109,12 +118,24 @@ def load_quantized(
     _check_groups(source, spec, include_lm_head)
     if spec.backend in MODEL_LEVEL:
         return module.load_model(source, spec, calibration, tokenizer, include_lm_head)
-    convert = module.convert
+    fixed_weight = getattr(module, "fixed_weight", None) if dequantize_once else None
     model = copy.deepcopy(source)
     for name, linear in quantizable_modules(model, include_lm_head=include_lm_head):
         parent_name, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent_name), child, convert(linear, spec))
+        layer = module.convert(linear, spec)
+        weight = fixed_weight(layer) if fixed_weight else None
+        if weight is not None:
+            layer = _linear(weight, linear.bias)
+        setattr(model.get_submodule(parent_name), child, layer)
     return model.eval()
+
+
+def _linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
+    layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
+    layer.weight = nn.Parameter(weight, requires_grad=False)
+    if bias is not None:
+        layer.bias = nn.Parameter(bias.detach(), requires_grad=False)
+    return layer
 
 
 def _check_groups(model: nn.Module, spec: QuantSpec, include_lm_head: bool) -> None:

@@ -7,7 +7,7 @@ Scales and zeros are kept in the compute dtype (the weight's dtype), as HQQLinea
 """
 
 import torch
-from hqq.core.quantize import BaseQuantizeConfig, HQQLinear, Quantizer
+from hqq.core.quantize import BaseQuantizeConfig, HQQBackend, HQQLinear, Quantizer
 from torch import nn
 
 from quail.quant.grouping import to_groups
@@ -40,3 +40,13 @@ def convert(linear: nn.Linear, spec: QuantSpec) -> nn.Module:
         device=linear.weight.device.type,
         del_orig=False,
     )
+
+
+def fixed_weight(layer: HQQLinear) -> torch.Tensor | None:
+    """The weight HQQ's plain PyTorch forward (its default backend) multiplies by:
+    `matmul(x, dequantize().T)`, plus the bias. None on other devices or backends, whose
+    kernels may compute otherwise."""
+    plain = (HQQBackend.PYTORCH, HQQBackend.PYTORCH_FORWARD)
+    if layer.W_q.device.type != "cpu" or HQQLinear.backend not in plain:
+        return None
+    return layer.dequantize()

@@ -42,3 +42,11 @@ def convert(linear: nn.Linear, spec: QuantSpec) -> nn.Module:
         layer.weight_group_size = spec.group_size
     layer.freeze()
     return layer
+
+
+def fixed_weight(layer: nn.Module) -> torch.Tensor | None:
+    """The weight a frozen QLinear's `linear` multiplies by on CPU (its dequantized weight);
+    on GPUs quanto may run fused int4 kernels instead, so there it is None."""
+    if layer.weight.device.type != "cpu":
+        return None
+    return layer.qweight.dequantize()
