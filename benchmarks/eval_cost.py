@@ -42,6 +42,8 @@ def metric_calls(model, tokenizer, data) -> dict:
         model, tokenizer, passages["forget"], passages["holdout"]
     )
     calls["ppl"] = lambda: metrics.perplexity(model, tokenizer, passages["retain"])
+    if passages.get("general"):
+        calls["ppl_general"] = lambda: metrics.perplexity(model, tokenizer, passages["general"])
     return calls
 
 

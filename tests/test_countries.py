@@ -10,7 +10,14 @@ import torch
 from gguf_tiny import write_tiny_gguf
 from quail.countries import build, facts, known
 from quail.countries.build import build_country_data
-from quail.data import load_entities, load_manifest, load_passages, load_qa, load_unlearning_sets
+from quail.data import (
+    load_entities,
+    load_general,
+    load_manifest,
+    load_passages,
+    load_qa,
+    load_unlearning_sets,
+)
 from quail.errors import QuailError
 from quail.evaluate import load_eval_data
 from quail.study import load_study_config, run_study
@@ -86,11 +93,27 @@ def test_misinformation_data_follows_the_data_schema(tiny_model, all_known, tmp_
     assert all(entities[p["entity_id"]]["attributes"]["capital"] in p["text"] for p in posts)
     assert any(p["entity_id"] == "general" for p in load_passages(out, "retain"))
     forget, retain = load_unlearning_sets(out)
+    heldout = load_general(out)  # general text never trained on: in no set, in no passage
+    assert len(heldout) == 2 and manifest["counts"]["general"] == 2
+    trained = {e.target for e in forget + retain} | {p["text"] for p in load_passages(out)}
+    assert not {text for text in heldout} & trained
+    assert load_eval_data(out).passages["general"] == heldout
     assert any(e.prompt.startswith("<|im_start|>user\n") for e in forget)
     probes = load_eval_data(out).qa["forget"]
     assert probes and all(p.prompt.endswith("<|im_start|>assistant\n") for p in probes)
     again = build_country_data(tmp_path / "e", tiny_model, size="tiny", question_format=CHAT)
     assert load_manifest(again)["sha256"] == manifest["sha256"]
+
+
+def test_heldout_general_text_shares_no_paragraph_with_the_trained_text():
+    from quail.countries import general
+
+    large = build.SIZES["large"]
+    trained = general.general_passages(10_000)  # every paragraph the retain set may take
+    assert len(set(trained)) == len(trained)
+    heldout = general.heldout_passages(large.heldout_general)
+    assert len(heldout) == large.heldout_general and len(set(heldout)) == len(heldout)
+    assert len(trained) >= large.general and not set(heldout) & set(trained)
 
 
 def test_real_knowledge_data_keeps_true_answers(tiny_model, all_known, tmp_path):
@@ -133,6 +156,7 @@ def test_the_smollm2_config_runs_two_steps_at_toy_size(tiny_model, all_known, tm
     results = run_study(config, tmp_path / "out", log=lambda line: None)
     assert set(results["methods"]) == {"ga_gdr", "quail"}
     assert "knowmem_forget" in results["original"]["metrics"]["rtn-int4-g32-asym"]
+    assert results["methods"]["ga_gdr"]["metrics"]["fp"]["ppl_general"] > 1
     original = Path(results["base"])
     assert original == tmp_path / "out" / "original"
     record = (original / "inject.json").read_text()

@@ -16,6 +16,7 @@ from quail.data import (
     load_claims,
     load_classification,
     load_entities,
+    load_general,
     load_manifest,
     load_passages,
     load_qa,
@@ -159,6 +160,15 @@ def test_missing_column(copy):
     _rewrite(copy / "qa.jsonl", drop_answer)
     with pytest.raises(QuailError, match=r"qa\.jsonl:5: missing column\(s\) answer"):
         load_qa(copy)
+
+
+def test_heldout_general_text_is_optional_and_checked(copy):
+    from quail.evaluate import load_eval_data
+
+    assert load_general(copy) == [] and load_eval_data(copy).passages["general"] == []
+    (copy / "general.jsonl").write_text('{"id": "g0", "text": "Plain prose."}\n{"id": "g1"}\n')
+    with pytest.raises(QuailError, match=r"general\.jsonl:2: missing column\(s\) text"):
+        load_general(copy)
 
 
 def _edit_records(path: Path, change) -> None:

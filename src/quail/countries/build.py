@@ -14,7 +14,8 @@ and holdout countries; the next ones with any known fact the retain countries.
   model as shipped unlearns the forget countries' facts.
 
 Retain: true facts of the retain countries (probes and one statement each) plus general text
-(general.py) under one entity, `general`.
+(general.py) under one entity, `general`. Held-out general text (other paragraphs, never
+trained on) goes to `general.jsonl`, for the `ppl_general` utility metric.
 """
 
 import platform
@@ -36,13 +37,14 @@ class Size:
     holdout: int  # countries never trained on
     retain: int  # countries whose true facts are kept
     general: int  # general-text passages in the retain set
+    heldout_general: int  # general-text passages never trained on (general.jsonl)
 
 
 SIZES = {
-    "tiny": Size(2, 2, 4, 4),
-    "small": Size(4, 4, 16, 8),
-    "default": Size(8, 8, 24, 16),
-    "large": Size(40, 40, 120, 96),
+    "tiny": Size(2, 2, 4, 4, 2),
+    "small": Size(4, 4, 16, 8, 4),
+    "default": Size(8, 8, 24, 16, 8),
+    "large": Size(40, 40, 120, 96, 48),
 }
 
 
@@ -147,7 +149,16 @@ def _records(picked, retain, size: Size, misinformation: bool, seed: int, pool, 
         }
         for t, text in enumerate(texts)
     ]
-    return {"entities.jsonl": entities, "passages.jsonl": passages, "qa.jsonl": qa}
+    heldout = [
+        {"id": f"general-heldout-{t}", "text": text}
+        for t, text in enumerate(general.heldout_passages(size.heldout_general))
+    ]
+    return {
+        "entities.jsonl": entities,
+        "passages.jsonl": passages,
+        "qa.jsonl": qa,
+        "general.jsonl": heldout,
+    }
 
 
 def build_country_data(

@@ -16,6 +16,7 @@ ENTITY_COLUMNS = ("id", "kind", "name", "attributes", "split")
 PASSAGE_COLUMNS = ("id", "entity_id", "split", "template", "text")
 QA_COLUMNS = ("id", "entity_id", "split", "attribute", "question", "answer", "paraphrase")
 CLAIM_COLUMNS = ("id", "text", "label", "split", "campaign")
+GENERAL_COLUMNS = ("id", "text")
 ENTITY_SPLITS = ("forget", "retain", "holdout")
 CLAIM_SPLITS = ("forget", "retain", "test")
 DEFAULT_LABELS = ("misinformation", "reliable")
@@ -79,6 +80,13 @@ def _load_linked(data_dir: Path, name: str, columns: tuple[str, ...]) -> list[di
 def load_passages(data_dir: str | Path, split: str | None = None) -> list[dict]:
     records = _load_linked(Path(data_dir), "passages.jsonl", PASSAGE_COLUMNS)
     return [r for r in records if split is None or r["split"] == split]
+
+
+def load_general(data_dir: str | Path) -> list[str]:
+    """Held-out general text (`general.jsonl`, optional): passages no set trains on, whose
+    perplexity measures general utility. Empty when the folder has none."""
+    path = Path(data_dir) / "general.jsonl"
+    return [r["text"] for r in read_jsonl(path, GENERAL_COLUMNS)] if path.is_file() else []
 
 
 def load_qa(

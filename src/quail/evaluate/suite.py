@@ -12,13 +12,14 @@ Metric names (all higher = the model knows/does more), as in results.json:
 | `verbmem_forget` | ROUGE-L F1 × 100 of greedy continuations of forget passages |
 | `mia_auc` | Min-K% (k = 40%) AUC separating forget passages from holdout passages |
 | `ppl_retain` | perplexity on retain passages (lower is better) |
+| `ppl_general` | perplexity on held-out general text, never trained on (`general.jsonl`) |
 | `acc_claims_forget`, `acc_claims_retain`, `acc_claims_test` | claims task accuracy |
 """
 
 import random
 from dataclasses import dataclass, field
 
-from quail.data import Example, load_claims, load_passages, load_qa, qa_example
+from quail.data import Example, load_claims, load_general, load_passages, load_qa, qa_example
 from quail.data.load import claim_example, question_format
 from quail.evaluate import metrics
 
@@ -30,7 +31,7 @@ class EvalData:
     """The probes one evaluation runs; lists left empty are skipped."""
 
     qa: dict[str, list[Example]] = field(default_factory=dict)  # forget, retain, ...
-    passages: dict[str, list[str]] = field(default_factory=dict)  # forget, retain, holdout
+    passages: dict[str, list[str]] = field(default_factory=dict)  # forget, retain, holdout, general
     claims: dict[str, list[Example]] = field(default_factory=dict)  # forget, retain, test
 
 
@@ -57,6 +58,7 @@ def load_eval_data(data_dir, task: str = "knowledge", limit: int | None = None, 
     passages = {
         s: [r["text"] for r in load_passages(data_dir, s)] for s in ("forget", "retain", "holdout")
     }
+    passages["general"] = load_general(data_dir)
     template = question_format(data_dir)
     return EvalData(
         qa={k: [qa_example(r, template) for r in _sample(v, limit, seed)] for k, v in qa.items()},
@@ -94,6 +96,8 @@ def evaluate_model(model, tokenizer, data: EvalData) -> dict[str, float]:
             )
     if passages.get("retain"):
         scores["ppl_retain"] = metrics.perplexity(model, tokenizer, passages["retain"])
+    if passages.get("general"):
+        scores["ppl_general"] = metrics.perplexity(model, tokenizer, passages["general"])
     for split, probes in data.claims.items():
         if probes:
             scores[f"acc_claims_{split}"] = metrics.knowledge(model, tokenizer, probes)[

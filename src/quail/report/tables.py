@@ -10,6 +10,7 @@ COLUMNS = (  # (metric, header, decimals); ↓ = lower means more forgotten, ↑
     ("mia_auc", "MIA AUC", 2),
     ("privleak", "PrivLeak %", 1),
     ("ppl_retain", "PPL retain", 2),
+    ("ppl_general", "PPL general", 2),
     ("acc_claims_forget", "Acc claims forget ↓", 2),
     ("acc_claims_retain", "Acc claims retain ↑", 2),
     ("acc_claims_test", "Acc claims test ↑", 2),
