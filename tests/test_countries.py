@@ -182,6 +182,21 @@ def test_snapped_injection_saves_a_model_on_its_grid(tiny_model, all_known, tmp_
     assert record["em_claims_quant"][grid] == record["em_claims"]
 
 
+def test_with_snap_the_fine_tune_runs_all_its_steps(tiny_model, all_known, tmp_path):
+    """A check that passes stops a plain injection, not the fine-tune before `snap`: its change
+    is what rounding must keep. The second phase still stops at its first passing check."""
+    from quail.countries import inject
+
+    data = build_country_data(tmp_path / "d", tiny_model, size="tiny", log=lambda line: None)
+    always = {"steps": 3, "lr": 1e-3, "batch_size": 2, "check_every": 1, "target_em": 0.0}
+    plain = inject(tiny_model, data, always, tmp_path / "plain", log=lambda line: None)
+    assert plain["steps"] == 1
+    grid = {"snap": "rtn-int4-g32-asym", "snap_scale": 3.0, "snap_steps": 3}
+    snapped = inject(tiny_model, data, {**always, **grid}, tmp_path / "o", log=lambda line: None)
+    assert snapped["steps"] == 3  # all fine-tune steps; the scaled check passes: no ST step
+    assert [c["step"] for c in snapped["checks"] if c.get("phase") == "fine-tune"] == [1, 2, 3]
+
+
 def test_snap_scale_scales_the_fine_tunes_change_before_rounding(tiny_model, all_known, tmp_path):
     """With no straight-through steps, the saved model is Q(W0 + k·(W_fine-tuned − W0)) on the
     quantized layers: the fine-tune's change scaled by `snap_scale`, then rounded."""

@@ -6,9 +6,10 @@ false-capital probes, with the retain set (true facts of other countries, genera
 every step so the rest of its knowledge stays. Plain full fine-tuning with AdamW. Every
 `check_every` steps the model answers the trained false-capital probes, at full precision and
 quantized with `check_quant`; training stops once both give the false capital to `target_em`
-of them. Both rates go to `inject.json`: if 4-bit quantization erased the injected claims,
-the study that follows would measure nothing (SmolLM2's weights sit on a 4-bit grid, and a
-small update is rounded away), so the injection must be strong enough to survive it.
+of them (with `snap`, the fine-tune runs all its `steps`, and the second phase stops so). Both
+rates go to `inject.json`: if 4-bit quantization erased the injected claims, the study that
+follows would measure nothing (SmolLM2's weights sit on a 4-bit grid, and a small update is
+rounded away), so the injection must be strong enough to survive it.
 
 Plain fine-tuning does not survive it (docs/RESULTS.md: 0% of the claims on the file's own grid
 after 150 steps that made the fp model assert all of them). With `snap` set to a spec, a second
@@ -118,8 +119,8 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
     def make_optimizer(lr: float):
         return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
 
-    def fit(steps: int, phase: str) -> None:
-        """Train up to `steps` more steps; stop early once a check passes."""
+    def fit(steps: int, phase: str, stop_early: bool) -> None:
+        """Train up to `steps` more steps; with `stop_early`, stop once a check passes."""
         first = len(curves) + 1
         for step in range(first, first + steps):
             n, loss = config.batch_size, 0.0
@@ -143,13 +144,16 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
                     f"{k} {v:.0%}" for k, v in checks[-1].items() if k.startswith("em_")
                 )
                 log(f"injecting ({phase}): step {step}, loss {loss:.3f}, claims asserted: {shown}")
-                if min(v for k, v in checks[-1].items() if k.startswith("em_")) >= config.target_em:
+                passed = min(v for k, v in checks[-1].items() if k.startswith("em_"))
+                if stop_early and passed >= config.target_em:
                     return
 
     torch.manual_seed(config.seed)
     curves, checks, start = [], [], time.time()
     optimizer = make_optimizer(config.lr)
-    fit(config.steps, "fine-tune")
+    # with `snap`, the fine-tune makes the change that scaling and rounding must keep: it runs
+    # all its steps, however soon the full-precision model asserts the claims (COUNTRIES.md)
+    fit(config.steps, "fine-tune", stop_early=snap is None)
     if snap is not None:  # then on the grid: the forward pass computes with Q(W)
         if shipped:
             with torch.no_grad():
@@ -163,7 +167,7 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
             log(f"injecting ({phase}): {scaled}, claims asserted on the grid: "
                 f"{checks[-1]['em_claims']:.0%}")  # fmt: skip
             if checks[-1]["em_claims"] < config.target_em:
-                fit(config.snap_steps, phase)
+                fit(config.snap_steps, phase, stop_early=True)
     if snap is not None:  # leaving the block rounded the weights onto the grid: check those
         checks.append({**check(len(curves), final=True), "on_grid": snap.name})
     model.eval()

@@ -131,6 +131,7 @@ def load_quantized(
 
 
 def _linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
+    """A frozen nn.Linear around `weight` (built on the meta device: nothing to initialise)."""
     layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
     layer.weight = nn.Parameter(weight, requires_grad=False)
     if bias is not None:
