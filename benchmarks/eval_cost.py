@@ -31,11 +31,8 @@ def metric_calls(model, tokenizer, data) -> dict:
     """The metrics evaluate_model runs, as name -> zero-argument call."""
     from quail.evaluate import metrics
 
-    calls = {
-        f"knowledge_{split}": (lambda p=probes: metrics.knowledge(model, tokenizer, p))
-        for split, probes in data.qa.items()
-        if probes
-    }
+    qa = {split: probes for split, probes in data.qa.items() if probes}
+    calls = {"knowledge": lambda: metrics.knowledge_sets(model, tokenizer, qa)}
     passages = data.passages
     calls["verbmem"] = lambda: metrics.verbatim(model, tokenizer, passages["forget"])
     calls["mia"] = lambda: metrics.membership_auc(

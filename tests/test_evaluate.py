@@ -19,6 +19,7 @@ from quail.evaluate.lm import (
 from quail.evaluate.metrics import (
     first_line,
     knowledge,
+    knowledge_sets,
     min_k_scores,
     perplexity,
     privleak,
@@ -121,6 +122,18 @@ def test_knowledge_on_a_model_that_knows_the_facts(memorised):
     assert scores == {"rouge_l": 100.0, "exact_match": 1.0, "n": 4}
     wrong = [Example(p, " " + t.split()[0][::-1]) for p, t in FACTS]  # reversed answers
     assert knowledge(model, tokenizer, wrong)["exact_match"] == 0.0
+
+
+def test_probe_sets_answered_together_score_as_each_set_alone(memorised):
+    model, tokenizer = memorised
+    right = [Example(prompt, target) for prompt, target in FACTS]
+    wrong = [Example(p, " " + t.split()[0][::-1]) for p, t in FACTS[:3]]
+    together = knowledge_sets(model, tokenizer, {"right": right, "wrong": wrong})
+    assert together == {
+        "right": knowledge(model, tokenizer, right),
+        "wrong": knowledge(model, tokenizer, wrong),
+    }
+    assert together["right"]["exact_match"] == 1.0 and together["wrong"]["n"] == 3
 
 
 def test_generation_stops_once_the_first_line_is_complete(memorised):

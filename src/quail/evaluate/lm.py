@@ -67,7 +67,7 @@ def greedy_continuations(
     tokenizer,
     prompts: list[str],
     max_new_tokens: int | list[int] = 16,
-    batch_size=32,
+    batch_size=64,
     first_line_only: bool = False,
 ) -> list[str]:
     """Greedy decoding of each prompt, batched; returns only the new text. `max_new_tokens` may
@@ -78,6 +78,8 @@ def greedy_continuations(
     prompt) run once, and their key/value cache is shared by every row, which is laid out as
     [prefix, padding, own tokens] (positions follow the attention mask, so the padding is
     skipped): the answers of plain left padding at a fraction of the cost."""
+    if not prompts:
+        return []
     _ensure_pad(tokenizer)
     if isinstance(max_new_tokens, int):
         max_new_tokens = [max_new_tokens] * len(prompts)

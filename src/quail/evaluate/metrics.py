@@ -21,16 +21,27 @@ def first_line(text: str) -> str:
 
 
 def knowledge(model, tokenizer, probes: list[Example], max_new_tokens: int = 16) -> dict:
-    prompts = [p.prompt for p in probes]
+    return knowledge_sets(model, tokenizer, {"probes": probes}, max_new_tokens)["probes"]
+
+
+def knowledge_sets(
+    model, tokenizer, sets: dict[str, list[Example]], max_new_tokens: int = 16
+) -> dict[str, dict]:
+    """`knowledge` of each (non-empty) set, all answered in one batched pass: the sets of a
+    data folder share its question template, so they share its prefix cache and every
+    decoding step (half the time of one pass per set on CPU, the same answers)."""
+    prompts = [p.prompt for probes in sets.values() for p in probes]
     answers = greedy_continuations(model, tokenizer, prompts, max_new_tokens, first_line_only=True)
-    answers = [first_line(a) for a in answers]
-    references = [p.target.strip() for p in probes]
-    pairs = list(zip(answers, references, strict=True))
-    return {
-        "rouge_l": 100 * sum(rouge_l_f1(a, r) for a, r in pairs) / len(pairs),
-        "exact_match": sum(exact_match(a, r) for a, r in pairs) / len(pairs),
-        "n": len(pairs),
-    }
+    answers = iter(first_line(a) for a in answers)
+    results = {}
+    for name, probes in sets.items():
+        pairs = [(next(answers), p.target.strip()) for p in probes]
+        results[name] = {
+            "rouge_l": 100 * sum(rouge_l_f1(a, r) for a, r in pairs) / len(pairs),
+            "exact_match": sum(exact_match(a, r) for a, r in pairs) / len(pairs),
+            "n": len(pairs),
+        }
+    return results
 
 
 def verbatim(model, tokenizer, passages: list[str], prefix_tokens: int = 32) -> dict:

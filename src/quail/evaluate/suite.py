@@ -81,12 +81,11 @@ def evaluate_model(model, tokenizer, data: EvalData) -> dict[str, float]:
     """All metrics the data allows, as a flat {name: value} dict."""
     model.eval()
     scores = {}
-    for split, probes in data.qa.items():
-        if probes:
-            result = metrics.knowledge(model, tokenizer, probes)
-            if split != "holdout":
-                scores[f"knowmem_{split}"] = result["rouge_l"]
-            scores[f"em_{split}"] = result["exact_match"]
+    qa = {split: probes for split, probes in data.qa.items() if probes}
+    for split, result in metrics.knowledge_sets(model, tokenizer, qa).items():
+        if split != "holdout":
+            scores[f"knowmem_{split}"] = result["rouge_l"]
+        scores[f"em_{split}"] = result["exact_match"]
     passages = data.passages
     if passages.get("forget"):
         scores["verbmem_forget"] = metrics.verbatim(model, tokenizer, passages["forget"])["rouge_l"]
@@ -98,9 +97,7 @@ def evaluate_model(model, tokenizer, data: EvalData) -> dict[str, float]:
         scores["ppl_retain"] = metrics.perplexity(model, tokenizer, passages["retain"])
     if passages.get("general"):
         scores["ppl_general"] = metrics.perplexity(model, tokenizer, passages["general"])
-    for split, probes in data.claims.items():
-        if probes:
-            scores[f"acc_claims_{split}"] = metrics.knowledge(model, tokenizer, probes)[
-                "exact_match"
-            ]
+    claims = {split: probes for split, probes in data.claims.items() if probes}
+    for split, result in metrics.knowledge_sets(model, tokenizer, claims).items():
+        scores[f"acc_claims_{split}"] = result["exact_match"]
     return scores
