@@ -105,7 +105,7 @@ def load_quantized(
     `dequantize_once` (what evaluation uses) replaces each layer whose forward is a plain
     `linear` on a weight it dequantizes on every call (the adapter's `fixed_weight`) by an
     nn.Linear holding that weight: the same outputs bit for bit, without re-dequantizing every
-    weight at every decoding step (3x faster per layer for HQQ on CPU)."""
+    weight at every decoding step (BENCHMARKS.md, "Evaluation cost")."""
     if not isinstance(source, nn.Module):
         from quail.models import load_model, load_tokenizer  # transformers loads only here
 
