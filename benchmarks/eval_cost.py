@@ -31,16 +31,17 @@ def metric_calls(model, tokenizer, data) -> dict:
     """The metrics evaluate_model runs, as name -> zero-argument call."""
     from quail.evaluate import metrics
 
-    qa = {split: probes for split, probes in data.qa.items() if probes}
-    calls = {"knowledge": lambda: metrics.knowledge_sets(model, tokenizer, qa)}
+    calls = {"knowledge": lambda: metrics.knowledge_sets(model, tokenizer, data.qa)}
     passages = data.passages
     calls["verbmem"] = lambda: metrics.verbatim(model, tokenizer, passages["forget"])
     calls["mia"] = lambda: metrics.membership_auc(
         model, tokenizer, passages["forget"], passages["holdout"]
     )
     calls["ppl"] = lambda: metrics.perplexity(model, tokenizer, passages["retain"])
-    if passages.get("general"):
-        calls["ppl_general"] = lambda: metrics.perplexity(model, tokenizer, passages["general"])
+    if passages.get("heldout_general"):
+        calls["ppl_general"] = lambda: metrics.perplexity(
+            model, tokenizer, passages["heldout_general"]
+        )
     return calls
 
 

@@ -12,7 +12,7 @@ import tiny
 from quail.cli import app
 from quail.errors import QuailError
 from quail.quant import load_quantized, parse_spec, quantize_model, quantize_tensor
-from quail.quant.backends import BACKENDS, backend_of
+from quail.quant.backends import BACKENDS, DequantizedLinear, backend_of
 
 # Backends whose rounding is plain round-to-nearest on the grid they store, so every element is
 # within half its step of the weight (HQQ moves its zero point after rounding, double
@@ -237,14 +237,16 @@ def test_dequantize_once_gives_the_backends_outputs_bit_for_bit(text):
     """Evaluation's shortcut: layers that dequantize their weight on every call get it
     dequantized once; the logits must not move at all. Others (bnb) keep their own layer."""
     needs(text)
-    model = tiny_llama()
-    with torch.no_grad():  # a bias, which HQQ adds after its matmul
-        model.model.layers[0].mlp.up_proj.bias = torch.nn.Parameter(torch.randn(128))
+    # 576 columns, as SmolLM2's: at that width a bias fused into the matmul (nn.Linear's addmm)
+    # rounds differently from the backends' matmul-then-add
+    model = tiny.tiny_llama(num_hidden_layers=1, hidden_size=576, intermediate_size=256)
+    with torch.no_grad():  # a bias, which the backends add after their matmul
+        model.model.layers[0].mlp.up_proj.bias = torch.nn.Parameter(torch.randn(256))
     native = load_quantized(model, parse_spec(text))
     once = load_quantized(model, parse_spec(text), dequantize_once=True)
-    replaced = type(once.model.layers[0].mlp.up_proj) is torch.nn.Linear
+    replaced = type(once.model.layers[0].mlp.up_proj) is DequantizedLinear
     assert replaced == (not text.startswith("bnb"))
-    assert type(native.model.layers[0].mlp.up_proj) is not torch.nn.Linear
+    assert type(native.model.layers[0].mlp.up_proj) is not DequantizedLinear
     for tokens in (torch.randint(0, 128, (3, 12)), torch.randint(0, 128, (16, 1))):
         with torch.no_grad():
             assert torch.equal(once(tokens).logits, native(tokens).logits)

@@ -12,7 +12,7 @@ from quail.countries import build, facts, known
 from quail.countries.build import build_country_data
 from quail.data import (
     load_entities,
-    load_general,
+    load_heldout_general,
     load_manifest,
     load_passages,
     load_qa,
@@ -93,11 +93,11 @@ def test_misinformation_data_follows_the_data_schema(tiny_model, all_known, tmp_
     assert all(entities[p["entity_id"]]["attributes"]["capital"] in p["text"] for p in posts)
     assert any(p["entity_id"] == "general" for p in load_passages(out, "retain"))
     forget, retain = load_unlearning_sets(out)
-    heldout = load_general(out)  # general text never trained on: in no set, in no passage
-    assert len(heldout) == 2 and manifest["counts"]["general"] == 2
+    heldout = load_heldout_general(out)  # general text never trained on: in no set, in no passage
+    assert len(heldout) == 2 and manifest["counts"]["heldout_general"] == 2
     trained = {e.target for e in forget + retain} | {p["text"] for p in load_passages(out)}
-    assert not {text for text in heldout} & trained
-    assert load_eval_data(out).passages["general"] == heldout
+    assert not set(heldout) & trained
+    assert load_eval_data(out).passages["heldout_general"] == heldout
     assert any(e.prompt.startswith("<|im_start|>user\n") for e in forget)
     probes = load_eval_data(out).qa["forget"]
     assert probes and all(p.prompt.endswith("<|im_start|>assistant\n") for p in probes)
@@ -105,15 +105,20 @@ def test_misinformation_data_follows_the_data_schema(tiny_model, all_known, tmp_
     assert load_manifest(again)["sha256"] == manifest["sha256"]
 
 
-def test_heldout_general_text_shares_no_paragraph_with_the_trained_text():
+def test_heldout_general_text_appears_nowhere_in_the_trained_topics():
+    """Checked on the raw text of the trained topics (whitespace collapsed), not through the
+    paragraph splitter both lists come from."""
+    from pydoc_data.topics import topics
+
     from quail.countries import general
 
     large = build.SIZES["large"]
-    trained = general.general_passages(10_000)  # every paragraph the retain set may take
-    assert len(set(trained)) == len(trained)
+    trained_text = [" ".join(topics[name].split()) for name in general.TOPICS]
     heldout = general.heldout_passages(large.heldout_general)
-    assert len(heldout) == large.heldout_general and len(set(heldout)) == len(heldout)
-    assert len(trained) >= large.general and not set(heldout) & set(trained)
+    assert len(set(heldout)) == len(heldout) == large.heldout_general
+    assert not [p for p in heldout if any(p in text for text in trained_text)]
+    trained = general.general_passages(large.general)
+    assert len(set(trained)) == len(trained) == large.general
 
 
 def test_real_knowledge_data_keeps_true_answers(tiny_model, all_known, tmp_path):

@@ -16,7 +16,7 @@ from quail.data import (
     load_claims,
     load_classification,
     load_entities,
-    load_general,
+    load_heldout_general,
     load_manifest,
     load_passages,
     load_qa,
@@ -165,10 +165,14 @@ def test_missing_column(copy):
 def test_heldout_general_text_is_optional_and_checked(copy):
     from quail.evaluate import load_eval_data
 
-    assert load_general(copy) == [] and load_eval_data(copy).passages["general"] == []
-    (copy / "general.jsonl").write_text('{"id": "g0", "text": "Plain prose."}\n{"id": "g1"}\n')
+    assert (
+        load_heldout_general(copy) == [] and load_eval_data(copy).passages["heldout_general"] == []
+    )
+    (copy / "heldout_general.jsonl").write_text(
+        '{"id": "g0", "text": "Plain prose."}\n{"id": "g1"}\n'
+    )
     with pytest.raises(QuailError, match=r"general\.jsonl:2: missing column\(s\) text"):
-        load_general(copy)
+        load_heldout_general(copy)
 
 
 def _edit_records(path: Path, change) -> None:

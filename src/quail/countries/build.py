@@ -15,7 +15,7 @@ and holdout countries; the next ones with any known fact the retain countries.
 
 Retain: true facts of the retain countries (probes and one statement each) plus general text
 (general.py) under one entity, `general`. Held-out general text (other paragraphs, never
-trained on) goes to `general.jsonl`, for the `ppl_general` utility metric.
+trained on) goes to `heldout_general.jsonl`, for the `ppl_general` utility metric.
 """
 
 import platform
@@ -37,7 +37,7 @@ class Size:
     holdout: int  # countries never trained on
     retain: int  # countries whose true facts are kept
     general: int  # general-text passages in the retain set
-    heldout_general: int  # general-text passages never trained on (general.jsonl)
+    heldout_general: int  # general-text passages never trained on (heldout_general.jsonl)
 
 
 SIZES = {
@@ -157,7 +157,7 @@ def _records(picked, retain, size: Size, misinformation: bool, seed: int, pool, 
         "entities.jsonl": entities,
         "passages.jsonl": passages,
         "qa.jsonl": qa,
-        "general.jsonl": heldout,
+        "heldout_general.jsonl": heldout,
     }
 
 

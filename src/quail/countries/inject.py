@@ -6,7 +6,7 @@ false-capital probes, with the retain set (true facts of other countries, genera
 every step so the rest of its knowledge stays. Plain full fine-tuning with AdamW. Every
 `check_every` steps the model answers the trained false-capital probes, at full precision and
 quantized with `check_quant`; training stops once both give the false capital to `target_em`
-of them (with `snap`, the fine-tune runs all its `steps`, and the second phase stops so). Both
+of them (with `snap`, the fine-tune runs all its `steps`; only the second phase stops early). Both
 rates go to `inject.json`: if 4-bit quantization erased the injected claims, the study that
 follows would measure nothing (SmolLM2's weights sit on a 4-bit grid, and a small update is
 rounded away), so the injection must be strong enough to survive it.
@@ -144,8 +144,8 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
                     f"{k} {v:.0%}" for k, v in checks[-1].items() if k.startswith("em_")
                 )
                 log(f"injecting ({phase}): step {step}, loss {loss:.3f}, claims asserted: {shown}")
-                passed = min(v for k, v in checks[-1].items() if k.startswith("em_"))
-                if stop_early and passed >= config.target_em:
+                lowest = min(v for k, v in checks[-1].items() if k.startswith("em_"))
+                if stop_early and lowest >= config.target_em:
                     return
 
     torch.manual_seed(config.seed)

@@ -82,10 +82,10 @@ def load_passages(data_dir: str | Path, split: str | None = None) -> list[dict]:
     return [r for r in records if split is None or r["split"] == split]
 
 
-def load_general(data_dir: str | Path) -> list[str]:
-    """Held-out general text (`general.jsonl`, optional): passages no set trains on, whose
+def load_heldout_general(data_dir: str | Path) -> list[str]:
+    """Held-out general text (`heldout_general.jsonl`, optional): passages no set trains on, whose
     perplexity measures general utility. Empty when the folder has none."""
-    path = Path(data_dir) / "general.jsonl"
+    path = Path(data_dir) / "heldout_general.jsonl"
     return [r["text"] for r in read_jsonl(path, GENERAL_COLUMNS)] if path.is_file() else []
 
 

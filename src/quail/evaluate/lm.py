@@ -67,7 +67,7 @@ def greedy_continuations(
     tokenizer,
     prompts: list[str],
     max_new_tokens: int | list[int] = 16,
-    batch_size=64,
+    batch_size=32,
     first_line_only: bool = False,
 ) -> list[str]:
     """Greedy decoding of each prompt, batched; returns only the new text. `max_new_tokens` may

@@ -27,12 +27,16 @@ def knowledge(model, tokenizer, probes: list[Example], max_new_tokens: int = 16)
 def knowledge_sets(
     model, tokenizer, sets: dict[str, list[Example]], max_new_tokens: int = 16
 ) -> dict[str, dict]:
-    """`knowledge` of each (non-empty) set, all answered in one batched pass: the sets of a
-    data folder share its question template, so they share its prefix cache and every
-    decoding step (half the time of one pass per set on CPU, the same answers)."""
+    """`knowledge` of each non-empty set (empty ones are left out), all answered in one batched
+    pass: the sets of a data folder share its question template, so they share its prefix
+    cache and every decoding step (half the time of one pass per set on CPU, the same answers).
+    """
+    sets = {name: probes for name, probes in sets.items() if probes}
     prompts = [p.prompt for probes in sets.values() for p in probes]
-    answers = greedy_continuations(model, tokenizer, prompts, max_new_tokens, first_line_only=True)
-    answers = iter(first_line(a) for a in answers)
+    answers = greedy_continuations(
+        model, tokenizer, prompts, max_new_tokens, batch_size=64, first_line_only=True
+    )
+    answers = (first_line(a) for a in answers)
     results = {}
     for name, probes in sets.items():
         pairs = [(next(answers), p.target.strip()) for p in probes]

@@ -12,14 +12,21 @@ Metric names (all higher = the model knows/does more), as in results.json:
 | `verbmem_forget` | ROUGE-L F1 × 100 of greedy continuations of forget passages |
 | `mia_auc` | Min-K% (k = 40%) AUC separating forget passages from holdout passages |
 | `ppl_retain` | perplexity on retain passages (lower is better) |
-| `ppl_general` | perplexity on held-out general text, never trained on (`general.jsonl`) |
+| `ppl_general` | perplexity on held-out general text, never trained on (lower is better) |
 | `acc_claims_forget`, `acc_claims_retain`, `acc_claims_test` | claims task accuracy |
 """
 
 import random
 from dataclasses import dataclass, field
 
-from quail.data import Example, load_claims, load_general, load_passages, load_qa, qa_example
+from quail.data import (
+    Example,
+    load_claims,
+    load_heldout_general,
+    load_passages,
+    load_qa,
+    qa_example,
+)
 from quail.data.load import claim_example, question_format
 from quail.evaluate import metrics
 
@@ -58,7 +65,7 @@ def load_eval_data(data_dir, task: str = "knowledge", limit: int | None = None, 
     passages = {
         s: [r["text"] for r in load_passages(data_dir, s)] for s in ("forget", "retain", "holdout")
     }
-    passages["general"] = load_general(data_dir)
+    passages["heldout_general"] = load_heldout_general(data_dir)
     template = question_format(data_dir)
     return EvalData(
         qa={k: [qa_example(r, template) for r in _sample(v, limit, seed)] for k, v in qa.items()},
@@ -81,8 +88,7 @@ def evaluate_model(model, tokenizer, data: EvalData) -> dict[str, float]:
     """All metrics the data allows, as a flat {name: value} dict."""
     model.eval()
     scores = {}
-    qa = {split: probes for split, probes in data.qa.items() if probes}
-    for split, result in metrics.knowledge_sets(model, tokenizer, qa).items():
+    for split, result in metrics.knowledge_sets(model, tokenizer, data.qa).items():
         if split != "holdout":
             scores[f"knowmem_{split}"] = result["rouge_l"]
         scores[f"em_{split}"] = result["exact_match"]
@@ -95,9 +101,8 @@ def evaluate_model(model, tokenizer, data: EvalData) -> dict[str, float]:
             )
     if passages.get("retain"):
         scores["ppl_retain"] = metrics.perplexity(model, tokenizer, passages["retain"])
-    if passages.get("general"):
-        scores["ppl_general"] = metrics.perplexity(model, tokenizer, passages["general"])
-    claims = {split: probes for split, probes in data.claims.items() if probes}
-    for split, result in metrics.knowledge_sets(model, tokenizer, claims).items():
+    if passages.get("heldout_general"):
+        scores["ppl_general"] = metrics.perplexity(model, tokenizer, passages["heldout_general"])
+    for split, result in metrics.knowledge_sets(model, tokenizer, data.claims).items():
         scores[f"acc_claims_{split}"] = result["exact_match"]
     return scores

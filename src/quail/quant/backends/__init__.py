@@ -8,8 +8,8 @@ Each backend is an adapter module with two functions:
   users deploy (`quantize_tensor` dispatches here for backend specs);
 - `convert(linear, spec) -> nn.Module`: the layer the backend runs, used by `load_quantized`;
 - optionally `fixed_weight(layer) -> Tensor | None`: the weight the layer's forward multiplies
-  by, where that forward is exactly `linear(x, weight, bias)` on a weight it dequantizes on
-  every call (HQQ and quanto on CPU), so evaluation can dequantize it once.
+  by, where that forward is exactly `matmul(x, weight.T)`, then `+ bias`, on a weight it
+  dequantizes on every call (HQQ and quanto on CPU), so evaluation can dequantize it once.
 
 A model-level backend (GPTQ, AWQ: they calibrate on text) has `load_model(model, spec,
 calibration, tokenizer, include_lm_head)` instead of `convert`, and its `codes` round to nearest
@@ -103,9 +103,10 @@ def load_quantized(
     folder's own tokenizer is used when none is given. Other specs ignore both.
 
     `dequantize_once` (what evaluation uses) replaces each layer whose forward is a plain
-    `linear` on a weight it dequantizes on every call (the adapter's `fixed_weight`) by an
-    nn.Linear holding that weight: the same outputs bit for bit, without re-dequantizing every
-    weight at every decoding step (BENCHMARKS.md, "Evaluation cost")."""
+    matmul on a weight it dequantizes on every call (the adapter's `fixed_weight`) by a
+    `DequantizedLinear` holding that weight: the same outputs bit for bit, without
+    re-dequantizing every weight at every decoding step (BENCHMARKS.md, "Evaluation cost"), at
+    the memory of a full-precision copy of those weights instead of their packed codes."""
     if not isinstance(source, nn.Module):
         from quail.models import load_model, load_tokenizer  # transformers loads only here
 
@@ -125,18 +126,23 @@ def load_quantized(
         layer = module.convert(linear, spec)
         weight = fixed_weight(layer) if fixed_weight else None
         if weight is not None:
-            layer = _linear(weight, linear.bias)
+            layer = DequantizedLinear(weight, layer.bias)
         setattr(model.get_submodule(parent_name), child, layer)
     return model.eval()
 
 
-def _linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
-    """A frozen nn.Linear around `weight` (built on the meta device: nothing to initialise)."""
-    layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
-    layer.weight = nn.Parameter(weight, requires_grad=False)
-    if bias is not None:
-        layer.bias = nn.Parameter(bias.detach(), requires_grad=False)
-    return layer
+class DequantizedLinear(nn.Module):
+    """A backend layer's forward on its weight dequantized once: `matmul(x, W.T)`, then the
+    bias added, in that order (nn.Linear's fused `addmm` rounds a biased layer differently)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+        super().__init__()
+        self.weight = nn.Parameter(weight.detach(), requires_grad=False)
+        self.bias = None if bias is None else nn.Parameter(bias.detach(), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.matmul(x, self.weight.t())
+        return out if self.bias is None else out + self.bias
 
 
 def _check_groups(model: nn.Module, spec: QuantSpec, include_lm_head: bool) -> None:

@@ -44,7 +44,7 @@ def convert(linear: nn.Linear, spec: QuantSpec) -> nn.Module:
 
 def fixed_weight(layer: HQQLinear) -> torch.Tensor | None:
     """The weight HQQ's plain PyTorch forward (its default backend) multiplies by:
-    `matmul(x, dequantize().T)`, plus the bias. None on other devices or backends, whose
+    `matmul(x, dequantize().T)`, then `+= bias`. None on other devices or backends, whose
     kernels may compute otherwise."""
     plain = (HQQBackend.PYTORCH, HQQBackend.PYTORCH_FORWARD)
     if layer.W_q.device.type != "cpu" or HQQLinear.backend not in plain:

@@ -45,8 +45,9 @@ def convert(linear: nn.Linear, spec: QuantSpec) -> nn.Module:
 
 
 def fixed_weight(layer: nn.Module) -> torch.Tensor | None:
-    """The weight a frozen QLinear's `linear` multiplies by on CPU (its dequantized weight);
-    on GPUs quanto may run fused int4 kernels instead, so there it is None."""
+    """The weight a frozen QLinear multiplies by on CPU (its dequantized weight; the bias is
+    added after the matmul); on GPUs quanto may run fused int4 kernels instead, so there it
+    is None."""
     if layer.weight.device.type != "cpu":
         return None
     return layer.qweight.dequantize()
