@@ -5,8 +5,9 @@ every model it evaluates).
     python benchmarks/eval_cost.py STUDY/cells/ga_gdr/model STUDY/data
     python benchmarks/eval_cost.py MODEL DATA --specs fp,ct-int4-g64 --limit 16
 
-Each metric is timed around the same call `evaluate_model` makes; `total` is their sum plus
-the quantization. Seconds on a shared machine drift by ±25%; compare rows of one run.
+Each group of metrics is one of the calls `evaluate_model` makes (`suite.metric_calls`), timed
+alone; `total` is their sum plus the quantization. Seconds on a shared machine drift by ±25%;
+compare rows of one run.
 """
 
 import argparse
@@ -27,24 +28,6 @@ def timed(call) -> float:
     return time.perf_counter() - start
 
 
-def metric_calls(model, tokenizer, data) -> dict:
-    """The metrics evaluate_model runs, as name -> zero-argument call."""
-    from quail.evaluate import metrics
-
-    calls = {"knowledge": lambda: metrics.knowledge_sets(model, tokenizer, data.qa)}
-    passages = data.passages
-    calls["verbmem"] = lambda: metrics.verbatim(model, tokenizer, passages["forget"])
-    calls["mia"] = lambda: metrics.membership_auc(
-        model, tokenizer, passages["forget"], passages["holdout"]
-    )
-    calls["ppl"] = lambda: metrics.perplexity(model, tokenizer, passages["retain"])
-    if passages.get("heldout_general"):
-        calls["ppl_general"] = lambda: metrics.perplexity(
-            model, tokenizer, passages["heldout_general"]
-        )
-    return calls
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="a model folder (e.g. a study's cells/<method>/model)")
@@ -56,6 +39,7 @@ def main() -> None:
     import torch
 
     from quail.evaluate import calibration_texts, load_eval_data
+    from quail.evaluate.suite import metric_calls
     from quail.models import load_model, load_tokenizer
     from quail.quant import load_quantized, parse_spec
 

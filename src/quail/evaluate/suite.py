@@ -17,6 +17,7 @@ Metric names (all higher = the model knows/does more), as in results.json:
 """
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from quail.data import (
@@ -38,7 +39,9 @@ class EvalData:
     """The probes one evaluation runs; lists left empty are skipped."""
 
     qa: dict[str, list[Example]] = field(default_factory=dict)  # forget, retain, ...
-    passages: dict[str, list[str]] = field(default_factory=dict)  # forget, retain, holdout, general
+    passages: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # forget, retain, holdout, heldout_general
     claims: dict[str, list[Example]] = field(default_factory=dict)  # forget, retain, test
 
 
@@ -84,25 +87,53 @@ def calibration_texts(data: EvalData) -> list[str]:
     return [e.prompt + e.target for s in ("forget", "retain") for e in probes.get(s, [])]
 
 
+def metric_calls(model, tokenizer, data: EvalData) -> dict[str, Callable[[], dict[str, float]]]:
+    """The groups of metrics the data allows, in order, each a call returning its scores: what
+    `evaluate_model` runs (and `benchmarks/eval_cost.py` times one by one)."""
+    passages = data.passages
+    calls = {}
+    if any(data.qa.values()):
+        calls["knowledge"] = lambda: _qa_scores(metrics.knowledge_sets(model, tokenizer, data.qa))
+    if passages.get("forget"):
+        calls["verbmem"] = lambda: {
+            "verbmem_forget": metrics.verbatim(model, tokenizer, passages["forget"])["rouge_l"]
+        }
+        if passages.get("holdout"):
+            calls["mia"] = lambda: {
+                "mia_auc": metrics.membership_auc(
+                    model, tokenizer, passages["forget"], passages["holdout"]
+                )
+            }
+    if passages.get("retain"):
+        calls["ppl"] = lambda: {
+            "ppl_retain": metrics.perplexity(model, tokenizer, passages["retain"])
+        }
+    if passages.get("heldout_general"):
+        calls["ppl_general"] = lambda: {
+            "ppl_general": metrics.perplexity(model, tokenizer, passages["heldout_general"])
+        }
+    if any(data.claims.values()):
+        calls["claims"] = lambda: {
+            f"acc_claims_{split}": result["exact_match"]
+            for split, result in metrics.knowledge_sets(model, tokenizer, data.claims).items()
+        }
+    return calls
+
+
+def _qa_scores(results: dict[str, dict]) -> dict[str, float]:
+    """KnowMem (ROUGE-L) and exact match per QA set; holdout has no KnowMem (never trained)."""
+    scores = {}
+    for split, result in results.items():
+        if split != "holdout":
+            scores[f"knowmem_{split}"] = result["rouge_l"]
+        scores[f"em_{split}"] = result["exact_match"]
+    return scores
+
+
 def evaluate_model(model, tokenizer, data: EvalData) -> dict[str, float]:
     """All metrics the data allows, as a flat {name: value} dict."""
     model.eval()
     scores = {}
-    for split, result in metrics.knowledge_sets(model, tokenizer, data.qa).items():
-        if split != "holdout":
-            scores[f"knowmem_{split}"] = result["rouge_l"]
-        scores[f"em_{split}"] = result["exact_match"]
-    passages = data.passages
-    if passages.get("forget"):
-        scores["verbmem_forget"] = metrics.verbatim(model, tokenizer, passages["forget"])["rouge_l"]
-        if passages.get("holdout"):
-            scores["mia_auc"] = metrics.membership_auc(
-                model, tokenizer, passages["forget"], passages["holdout"]
-            )
-    if passages.get("retain"):
-        scores["ppl_retain"] = metrics.perplexity(model, tokenizer, passages["retain"])
-    if passages.get("heldout_general"):
-        scores["ppl_general"] = metrics.perplexity(model, tokenizer, passages["heldout_general"])
-    for split, result in metrics.knowledge_sets(model, tokenizer, data.claims).items():
-        scores[f"acc_claims_{split}"] = result["exact_match"]
+    for call in metric_calls(model, tokenizer, data).values():
+        scores.update(call())
     return scores
