@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import quail.analysis.compare as compare
 import tiny
 from quail.analysis import analyze, fused
-from quail.analysis.histogram import Histogram
+from quail.analysis.histogram import Histogram, bin_edge
 from quail.analysis.stats import ChangeStats
 from quail.cli import app
 from quail.errors import QuailError
@@ -140,6 +140,25 @@ def test_histogram_quantiles_match_inverted_cdf_within_resolution():
         exact = ordered[math.ceil(values.numel() * thousandths / 1000) - 1].item()
         got = histogram.quantiles()[key]
         assert exact * (1 - QUANTILE_RESOLUTION) <= got <= exact
+
+
+def test_histograms_with_apart_spans_merge_into_the_histogram_of_all_values():
+    low, high = torch.rand(1000) * 1e-6, torch.rand(500) * 10 + 1  # spans far apart
+    values = torch.cat([low, torch.zeros(7), high])
+    parts = [Histogram() for _ in range(3)]
+    for part, chunk in zip(parts, (high, torch.zeros(7), low), strict=True):
+        part.add(chunk)
+    merged, whole = Histogram(), Histogram()
+    for part in parts:
+        merged.merge(part)
+    whole.add(values)
+    assert merged == whole and merged.zeros == 7
+    assert merged.quantiles() == whole.quantiles()
+    assert merged.coarse() == whole.coarse()
+    assert sum(merged.coarse()["counts"]) == 1500
+    assert merged.quantiles()["p50"] == bin_edge(
+        int(low.sort().values[746].view(torch.int32)) >> 13
+    )
 
 
 def test_summary_aggregates_layers_exactly():
@@ -311,8 +330,8 @@ def test_fused_kernel_equals_torch_path(spec, dtype):
         assert getattr(fast, name) == getattr(slow, name), name
     for name in fused.SUMS:
         assert getattr(fast, name) == pytest.approx(getattr(slow, name), rel=1e-5), name
-    assert torch.equal(fast.abs_change.counts, slow.abs_change.counts)
-    assert torch.equal(fast.half_steps.counts, slow.half_steps.counts)
+    assert fast.abs_change == slow.abs_change
+    assert fast.half_steps == slow.half_steps
 
 
 def test_fused_kernel_splits_work_across_threads_without_changing_results():
@@ -328,10 +347,10 @@ def test_fused_kernel_splits_work_across_threads_without_changing_results():
     finally:
         torch.set_num_threads(threads)
     assert_close(one.figures(histogram=True), two.figures(histogram=True))
-    assert torch.equal(one.abs_change.counts, two.abs_change.counts)
-    assert torch.equal(one.half_steps.counts, two.half_steps.counts)
+    assert one.abs_change == two.abs_change
+    assert one.half_steps == two.half_steps
     slow = _stats(ChangeStats.add_torch, w0, w1, "int4")
-    assert torch.equal(one.half_steps.counts, slow.half_steps.counts)
+    assert one.half_steps == slow.half_steps
     assert (one.same_bucket, one.half_step) == (slow.same_bucket, slow.half_step)
 
 

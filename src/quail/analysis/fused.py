@@ -52,17 +52,22 @@ def change_sums(w0, w1, spec: QuantSpec, abs_change, half_steps, dropped_bits) -
     sums = np.zeros((blocks, len(SUMS)), np.float64)
     counts = np.zeros((blocks, len(COUNTS)), np.int64)
     maxima = np.zeros((blocks, len(MAXIMA)), np.int32)  # as bit patterns, see the kernel
+    lowest = np.zeros((blocks, len(MAXIMA)), np.int32)  # lowest bit patterns in a bin above 0
     numba_threads = numba.get_num_threads()
     numba.set_num_threads(threads)  # thread ids, and so histogram rows, are then < threads
     try:
         with numba.parallel_chunksize(1):  # blocks handed out one at a time, see BLOCK_ELEMENTS
             _rtn_pair(
                 a, b, a.dtype == np.uint16, group, block_groups, spec.bits, spec.symmetric,
-                dropped_bits, sums, counts, maxima, abs_change.thread_rows(threads),
+                dropped_bits, sums, counts, maxima, lowest, abs_change.thread_rows(threads),
                 half_steps.thread_rows(threads),
             )  # fmt: skip
     finally:
         numba.set_num_threads(numba_threads)
+    for histogram, low, high in zip(
+        (abs_change, half_steps), lowest.min(0), maxima.max(0), strict=True
+    ):
+        histogram.rows_touched(int(low) >> dropped_bits, int(high) >> dropped_bits)
     return {
         **dict(zip(SUMS, sums.sum(0).tolist(), strict=True)),
         **dict(zip(COUNTS, counts.sum(0).tolist(), strict=True)),
@@ -116,20 +121,23 @@ def _rtn_step(w, bits, symmetric):
 @numba.njit(parallel=True, nogil=True, cache=True, fastmath={"reassoc", "nsz"})
 def _rtn_pair(
     w0, w1, bf16, group, block_groups, bits, symmetric, dropped_bits, sums, counts, maxima,
-    h_abs, h_half,
+    lowest, h_abs, h_half,
 ):  # fmt: skip
     """The kernel: w0 and w1 are flat arrays of whole groups (float32, or bfloat16 bits), taken
     `block_groups` groups at a time; block k fills row k of the sums, counts and maxima, and
     the thread running it counts into its own row of the histograms. `reassoc` lets the sums
     vectorise; every per-element value is computed exactly as the torch path computes it.
     Maxima are taken over bit patterns as int32, which order non-negative floats as their
-    values do and, unlike float max, vectorise."""
+    values do and, unlike float max, vectorise; so are the lowest patterns that fall in a bin
+    above 0, which with the maxima bound the histogram bins the block touched."""
     n_groups = w0.shape[0] // group
     if symmetric:
         low, high = np.float32(-(2 ** (bits - 1))), np.float32(2 ** (bits - 1) - 1)
     else:
         low, high = np.float32(0.0), np.float32(2**bits - 1)
     two = np.float32(2.0)
+    above_zero_bin = np.int32(1 << dropped_bits)
+    no_bin = np.int32(np.iinfo(np.int32).max)
     for block in numba.prange(sums.shape[0]):
         t = numba.get_thread_id()
         a, b = np.empty(group, np.float32), np.empty(group, np.float32)
@@ -139,6 +147,7 @@ def _rtn_pair(
         change_sq = quantized_change_sq = inner = original_sq = abs_change_sum = 0.0
         same = same_fixed = changed = half_step = 0
         abs_bits_max = half_bits_max = np.int32(0)
+        abs_bits_low = half_bits_low = no_bin
         for g in range(block * block_groups, min((block + 1) * block_groups, n_groups)):
             _widen(w0[g * group : (g + 1) * group], bf16, a)
             _widen(w1[g * group : (g + 1) * group], bf16, b)
@@ -169,9 +178,15 @@ def _rtn_pair(
             inner += g_inner
             original_sq += g_original_sq
             abs_change_sum += g_abs
-            for j in range(group):  # vectorised: integer maxima of non-negative floats' bits
+            for j in range(group):  # vectorised: integer extremes of non-negative floats' bits
                 abs_bits_max = max(abs_bits_max, size_bits[j])
                 half_bits_max = max(half_bits_max, half_bits[j])
+                abs_bits_low = min(
+                    abs_bits_low, size_bits[j] if size_bits[j] >= above_zero_bin else no_bin
+                )
+                half_bits_low = min(
+                    half_bits_low, half_bits[j] if half_bits[j] >= above_zero_bin else no_bin
+                )
             for j in range(group):  # scalar: about 40% of the kernel's time
                 h_abs[t, size_bits[j] >> dropped_bits] += 1
                 h_half[t, half_bits[j] >> dropped_bits] += 1
@@ -186,3 +201,5 @@ def _rtn_pair(
         counts[block, HALF_STEP] = half_step
         maxima[block, ABS_CHANGE_MAX] = abs_bits_max
         maxima[block, HALF_STEPS_MAX] = half_bits_max
+        lowest[block, ABS_CHANGE_MAX] = abs_bits_low
+        lowest[block, HALF_STEPS_MAX] = half_bits_low

@@ -7,6 +7,11 @@ exponent and the top 10 mantissa bits. A bin therefore spans a relative width of
 quantile is reported as the lower edge of its bin: never above the exact value and less than
 0.1% below it (exact for values with at most 10 significant mantissa bits). Histograms of two
 chunks add, so per-layer and whole-model quantiles come out of the same counts.
+
+Of the 2^18 bins, a layer's changes fill a few dozen octaves (a few ten thousand bins) plus the
+lowest bin (0, where unchanged weights fall), so a histogram keeps that bin's count apart and
+the others as a span from the lowest to the highest non-empty bin: folding, merging and reading
+quantiles then cost the span, not 2 MB per layer (that was a quarter of a folder analysis).
 """
 
 import numpy as np
@@ -20,66 +25,118 @@ QUANTILES = {"p50": 500, "p90": 900, "p99": 990, "p999": 999}  # in thousandths
 
 
 class Histogram:
-    """Counts of non-negative float32 values in bins of relative width 2^-10."""
+    """Counts of non-negative float32 values in bins of relative width 2^-10: `zeros` for the
+    lowest bin (0 and subnormals below 1.2e-41), `span[i]` for bin `first + i`."""
 
     def __init__(self) -> None:
-        self._counts = torch.zeros(N_BINS, dtype=torch.int64)
-        self._thread_rows = None  # the fused kernel's per-thread counts, not yet in _counts
+        self.zeros = 0
+        self.first = 1
+        self.span = torch.zeros(0, dtype=torch.int64)
+        self._thread_rows = None  # the fused kernel's per-thread counts, not yet folded in
+        self._rows_first, self._rows_last = N_BINS, 0  # the bins above 0 they touched
 
-    @property
-    def counts(self) -> torch.Tensor:
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Histogram):
+            return NotImplemented
+        return self._trimmed() == other._trimmed()
+
+    def _trimmed(self) -> tuple[int, int, list[int]]:
+        """(zeros, first non-empty bin, counts up to the last non-empty one)."""
         self._fold_thread_rows()
-        return self._counts
+        nonzero = torch.nonzero(self.span).flatten()
+        if nonzero.numel() == 0:
+            return self.zeros, 0, []
+        low, high = int(nonzero[0]), int(nonzero[-1])
+        return self.zeros, self.first + low, self.span[low : high + 1].tolist()
+
+    def add(self, values: torch.Tensor) -> None:
+        bins = values.reshape(-1).view(torch.int32) >> DROPPED_BITS
+        above = bins[bins > 0]
+        self.zeros += bins.numel() - above.numel()
+        if above.numel():
+            first = int(above.min())
+            self.add_span(first, torch.bincount(above - first))
+
+    def add_span(self, first: int, counts: torch.Tensor) -> None:
+        """Add `counts` of bins `first`, `first + 1`, ... (first >= 1), widening the span."""
+        end, own_end = first + counts.numel(), self.first + self.span.numel()
+        if self.span.numel() == 0:
+            self.first, self.span = first, counts.clone()
+            return
+        low, high = min(first, self.first), max(end, own_end)
+        if (low, high) != (self.first, own_end):
+            wider = torch.zeros(high - low, dtype=torch.int64)
+            wider[self.first - low : own_end - low] = self.span
+            self.first, self.span = low, wider
+        self.span[first - self.first : end - self.first] += counts
+
+    def merge(self, other: "Histogram") -> None:
+        other._fold_thread_rows()
+        self._fold_thread_rows()
+        self.zeros += other.zeros
+        if other.span.numel():
+            self.add_span(other.first, other.span)
 
     def thread_rows(self, threads: int) -> np.ndarray:
         """A (threads, N_BINS) array the fused kernel counts into, one row per thread (threads
-        cannot add to one array at once); kept across chunks and added to `counts` when read,
-        so a layer pays for the rows once, not once per chunk."""
+        cannot add to one array at once); kept across chunks and folded in when read, so a
+        layer pays for the rows once, not once per chunk. After each call the kernel reports
+        the bins it touched with `rows_touched`; only those are read back."""
         if self._thread_rows is None or self._thread_rows.shape[0] != threads:
             self._fold_thread_rows()
             self._thread_rows = np.zeros((threads, N_BINS), np.int64)
         return self._thread_rows
 
+    def rows_touched(self, first: int, last: int) -> None:
+        """The kernel counted into bins `first`..`last` of the thread rows, besides bin 0."""
+        self._rows_first = min(self._rows_first, first)
+        self._rows_last = max(self._rows_last, last)
+
     def _fold_thread_rows(self) -> None:
-        if self._thread_rows is not None:
-            self._counts += torch.from_numpy(self._thread_rows.sum(0))
-            self._thread_rows = None
-
-    def add(self, values: torch.Tensor) -> None:
-        bins = values.reshape(-1).view(torch.int32) >> DROPPED_BITS
-        self.counts.add_(torch.bincount(bins, minlength=N_BINS))
-
-    def merge(self, other: "Histogram") -> None:
-        self.counts.add_(other.counts)
+        rows, first, last = self._thread_rows, self._rows_first, self._rows_last
+        if rows is None:
+            return
+        self.zeros += int(rows[:, 0].sum())
+        if first <= last:
+            self.add_span(first, torch.from_numpy(rows[:, first : last + 1].sum(0)))
+        self._thread_rows, self._rows_first, self._rows_last = None, N_BINS, 0
 
     def quantiles(self) -> dict[str, float | None]:
         """The inverted-CDF quantile (smallest x with at least a fraction q of values <= x),
         rounded down to its bin's edge; None for an empty histogram."""
-        total = int(self.counts.sum())
+        self._fold_thread_rows()
+        cumulative = torch.cumsum(self.span, 0) + self.zeros
+        total = int(cumulative[-1]) if cumulative.numel() else self.zeros
         if total == 0:
             return dict.fromkeys(QUANTILES)
-        cumulative = torch.cumsum(self.counts, 0)
         out = {}
         for key, thousandths in QUANTILES.items():
             rank = -(-total * thousandths // 1000)  # ceil(q * total) in exact integers
-            index = int(torch.searchsorted(cumulative, torch.tensor([rank]))[0])
-            out[key] = bin_edge(index)
+            if rank <= self.zeros:
+                out[key] = 0.0
+            else:
+                index = int(torch.searchsorted(cumulative, torch.tensor([rank]))[0])
+                out[key] = bin_edge(self.first + index)
         return out
 
     def coarse(self) -> dict:
         """A plottable histogram: bins a quarter of an octave wide (edges m·2^e, m in 1, 1.25,
         1.5, 1.75) from the lowest to the highest non-empty one. The lowest fine bin (0, and
         subnormals below 1.2e-41) is counted apart as `zeros`: a log axis has no place for 0."""
+        self._fold_thread_rows()
         merge = 1 << (KEPT_MANTISSA_BITS - COARSE_BITS)
-        counts = self.counts[: (self.counts.numel() // merge) * merge].view(-1, merge).sum(1)
-        zeros = int(self.counts[0])
-        counts[0] -= zeros  # the first coarse bin also holds 0 and the subnormals
-        nonzero = torch.nonzero(counts).flatten()
+        nonzero = torch.nonzero(self.span).flatten()
         if nonzero.numel() == 0:
-            return {"edges": [], "counts": [], "zeros": zeros}
-        first, last = int(nonzero[0]), int(nonzero[-1])
-        edges = [bin_edge(i * merge) for i in range(first, last + 2)]
-        return {"edges": edges, "counts": counts[first : last + 1].tolist(), "zeros": zeros}
+            return {"edges": [], "counts": [], "zeros": self.zeros}
+        lowest, highest = self.first + int(nonzero[0]), self.first + int(nonzero[-1])
+        low, high = lowest // merge, highest // merge + 1  # whole coarse bins
+        fine = torch.zeros((high - low) * merge, dtype=torch.int64)
+        fine[lowest - low * merge : highest + 1 - low * merge] = self.span[
+            lowest - self.first : highest + 1 - self.first
+        ]
+        counts = fine.view(-1, merge).sum(1)
+        edges = [bin_edge(i * merge) for i in range(low, high + 1)]
+        return {"edges": edges, "counts": counts.tolist(), "zeros": self.zeros}
 
 
 def bin_edge(index: int) -> float:
