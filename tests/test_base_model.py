@@ -42,13 +42,14 @@ def test_tokenizer_is_deterministic_and_splits_prompt_from_target():
     a, b = train_tokenizer(texts), train_tokenizer(list(texts))
     assert a.get_vocab() == b.get_vocab()
     prompt, target = format_question("Where was Adela Okafor born?"), " Lisbon"
-    ids, labels = encode(
-        a, qa_example({"question": "Where was Adela Okafor born?", "answer": "Lisbon"})
-    )
+    example = qa_example({"question": "Where was Adela Okafor born?", "answer": "Lisbon"})
+    encoded = encode(a, example)
+    ids = encoded.ids
     joint = a(prompt + target)["input_ids"]
     assert ids == joint + [a.eos_token_id]
     assert ids[0] == a.bos_token_id
-    assert [x for x in labels if x != -100] == [a.convert_tokens_to_ids("Lisbon"), a.eos_token_id]
+    targets = [x for x, is_target in zip(ids, encoded.is_target, strict=True) if is_target]
+    assert targets == [a.convert_tokens_to_ids("Lisbon"), a.eos_token_id]
     assert a.decode(a(target, add_special_tokens=False)["input_ids"]) == "Lisbon"
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import unlearn_tiny as tiny
+from quail.data.batches import collate, encode
 from quail.quant import parse_spec, quantize_model
 from quail.unlearn import METHODS, unlearn
-from quail.unlearn.batches import collate, encode
 from quail.unlearn.forward import forward
 from quail.unlearn.losses import nll
 

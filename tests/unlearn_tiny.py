@@ -10,8 +10,8 @@ from tokenizers.processors import TemplateProcessing
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 import tiny
+from quail.data.batches import collate, encode
 from quail.data.examples import Example
-from quail.unlearn.batches import collate, encode
 from quail.unlearn.forward import forward
 from quail.unlearn.losses import nll
 

@@ -9,7 +9,8 @@ from collections import Counter
 
 import torch
 
-from quail.base.encode import IGNORE, collate, encode
+from quail.base.encode import encode
+from quail.data.batches import IGNORE, chunks, collate
 from quail.data.examples import Example
 
 
@@ -18,14 +19,12 @@ def exact_match(model, tokenizer, examples: list[Example], batch_size: int = 64)
     """For each example, whether greedy decoding from the prompt yields the target then EOS."""
     model.eval()
     out = []
-    for start in range(0, len(examples), batch_size):
-        batch = collate(
-            [encode(tokenizer, e) for e in examples[start : start + batch_size]],
-            tokenizer.pad_token_id,
-        )
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    encoded = [encode(tokenizer, e) for e in examples]
+    for index in chunks(len(encoded), batch_size):
+        batch = collate(encoded, index, tokenizer.pad_token_id)
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         predicted = logits[:, :-1].argmax(-1)
-        labels = batch["labels"][:, 1:]
+        labels = batch.labels[:, 1:]
         scored = labels != IGNORE
         out.extend(((predicted == labels) | ~scored).all(dim=1).tolist())
     return out

@@ -18,10 +18,11 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from quail.base import probes
 from quail.base.config import BASE_CONFIG, CLASSIFIER_CONFIG, BaseConfig
-from quail.base.encode import collate, encode
+from quail.base.encode import encode
 from quail.base.snap import grid_distance, straight_through
 from quail.base.tokenizer import train_tokenizer
 from quail.data import load_claims, load_passages, load_qa
+from quail.data.batches import collate
 from quail.data.examples import Example
 from quail.data.load import (
     claim_example,
@@ -68,22 +69,23 @@ def fit(
     log: Callable[[str], None],
 ) -> int:
     """AdamW with linear warm-up; every `eval_every` epochs ask `done()`. Returns epochs run."""
-    pairs = [encode(tokenizer, e) for e in examples]
+    encoded = [encode(tokenizer, e) for e in examples]
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0)
     order_rng = random.Random(config.seed)
     step = 0
     for epoch in range(1, max_epochs + 1):
         model.train()
-        order = list(range(len(pairs)))
+        order = list(range(len(encoded)))
         order_rng.shuffle(order)
         total = 0.0
         for start in range(0, len(order), config.batch_size):
-            batch = collate(
-                [pairs[i] for i in order[start : start + config.batch_size]], tokenizer.pad_token_id
-            )
+            index = order[start : start + config.batch_size]
+            batch = collate(encoded, index, tokenizer.pad_token_id)
             for group in optimizer.param_groups:
                 group["lr"] = lr * min(1.0, (step + 1) / max(1, config.warmup_steps))
-            loss = model(**batch).loss
+            loss = model(
+                input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
+            ).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

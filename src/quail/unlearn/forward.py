@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from quail.data.batches import IGNORE, Batch
 from quail.quant import QuantSpec, fake_quantize, quantizable_linears
-from quail.unlearn.batches import Batch
 
 
 @dataclass
@@ -33,7 +33,7 @@ def forward(
     }
     out = model(**kwargs) if weights is None else functional_call(model, weights, (), kwargs)
     labels = batch.labels[:, 1:]
-    mask = labels != -100
+    mask = labels != IGNORE
     rows = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(labels)
     return Outputs(
         logits=out.logits[:, :-1][mask],

@@ -20,10 +20,10 @@ from accelerate.utils import set_seed
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from quail.data.batches import Encoded, chunks, collate, encode, stream_indices
 from quail.errors import QuailError
 from quail.quant import parse_spec, quantize_model
 from quail.unlearn import checkpoint
-from quail.unlearn.batches import Encoded, chunks, collate, encode, stream_indices
 from quail.unlearn.config import UnlearnConfig
 from quail.unlearn.forward import forward, quantized_weight_names, ste_weights
 from quail.unlearn.losses import nll

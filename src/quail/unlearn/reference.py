@@ -30,8 +30,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from quail.data.batches import Batch, Encoded, chunks, collate
 from quail.quant import QuantSpec, quantizable_linears, quantize_tensor
-from quail.unlearn.batches import Batch, Encoded, chunks, collate
 from quail.unlearn.forward import Outputs
 from quail.unlearn.losses import distance, target_logprob
 

@@ -11,6 +11,8 @@ import torch
 from quail.data.examples import Example
 from quail.errors import QuailError
 
+IGNORE = -100  # the label of tokens that carry no loss (Hugging Face's convention)
+
 
 @dataclass
 class Encoded:
@@ -65,12 +67,12 @@ def collate(encoded: list[Encoded], index: list[int], pad_id: int) -> Batch:
     width = max(len(r.ids) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
-    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
     for j, row in enumerate(rows):
         n = len(row.ids)
         ids[j, :n] = torch.tensor(row.ids)
         mask[j, :n] = 1
-        labels[j, :n] = torch.where(torch.tensor(row.is_target), ids[j, :n], -100)
+        labels[j, :n] = torch.where(torch.tensor(row.is_target), ids[j, :n], IGNORE)
     return Batch(ids, mask, labels, torch.tensor(index))
 
 
