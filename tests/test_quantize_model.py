@@ -1,5 +1,8 @@
 """quantize_model and `quail quantize` on a tiny Llama built from config."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaForCausalLM
@@ -70,6 +73,15 @@ def test_cli_writes_a_folder_that_loads_in_plain_transformers(model_dir, tmp_pat
     ):
         assert torch.equal(a, b), name
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_cli_prints_no_warnings_of_libraries_it_does_not_use(model_dir, tmp_path):
+    """transformers imports torchao whenever it builds a model; torchao's CUDA-extension and
+    enum-registration warnings used to open every command's output on CPU machines."""
+    command = [sys.executable, "-m", "quail.cli", "quantize", str(model_dir)]
+    command += ["--quant", "int8", "--out", str(tmp_path / "int8")]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert "torchao" not in result.stderr and "Enum subclass" not in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize(
