@@ -142,8 +142,8 @@ def child(original: str, unlearned: str, spec: str, in_memory: bool) -> None:
     """Run one analysis; print its time, bytes analysed, peak RSS and summary as JSON. With
     `in_memory`, both models are loaded first and only the analysis is timed. Without it, the
     folders are opened once first, untimed but reported (`setup_seconds`): the first opening
-    imports transformers' model code to build the skeleton (1-2 s), a one-off cost that does
-    not grow with the checkpoint and would otherwise count against the throughput."""
+    imports transformers' model code to build the skeleton (0.3-0.5 s here), a one-off cost
+    that does not grow with the checkpoint and would otherwise count against the throughput."""
     from quail.analysis import analyze
     from quail.analysis.weights import open_weights
 

@@ -27,10 +27,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from quail.base import probes
 from quail.base.config import BASE_CONFIG
-from quail.base.encode import collate, encode
+from quail.base.encode import encode
 from quail.base.snap import grid_distance, straight_through
 from quail.base.train import fit, map_qa
 from quail.data import load_qa, load_unlearning_sets
+from quail.data.batches import collate
 from quail.quant import parse_spec, quantizable_modules, quantize_model, quantize_tensor
 
 SPECS = ("rtn-int4-g64-sym", "rtn-int4-g32-asym", "rtn-int4-g128-asym", "nf4", "int8")
@@ -112,6 +113,12 @@ def weight_stats(m0, m1, spec):
     }
 
 
+def lm_loss(model, batch):
+    return model(
+        input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
+    ).loss
+
+
 def unlearn(args):
     torch.manual_seed(args.seed)
     m0, tok = load(args.base)
@@ -121,16 +128,16 @@ def unlearn(args):
     rq = load_qa(args.data, "retain", False)
     fpairs = [encode(tok, e) for e in forget]
     rpairs = [encode(tok, e) for e in retain]
-    rng = random.Random(args.seed)
+    rng, pad = random.Random(args.seed), tok.pad_token_id
     params = [p for n, p in model.named_parameters() if args.train_embeddings or "embed" not in n]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0)
     t = time.perf_counter()
     step = 0
     for step in range(1, args.steps + 1):
         model.train()
-        fb = collate(rng.sample(fpairs, min(args.batch, len(fpairs))), tok.pad_token_id)
-        rb = collate(rng.sample(rpairs, min(args.batch, len(rpairs))), tok.pad_token_id)
-        loss = -model(**fb).loss + args.alpha * model(**rb).loss
+        fb = collate(fpairs, rng.sample(range(len(fpairs)), min(args.batch, len(fpairs))), pad)
+        rb = collate(rpairs, rng.sample(range(len(rpairs)), min(args.batch, len(rpairs))), pad)
+        loss = -lm_loss(model, fb) + args.alpha * lm_loss(model, rb)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -4,7 +4,9 @@ SmolLM2's), so tests exercise transformers' GGUF loader and quail's conversion, 
 
 import numpy as np
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
+
+from tiny import tiny_llama
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
@@ -31,20 +33,15 @@ def _permute(w: np.ndarray, heads: int) -> np.ndarray:
 def write_tiny_gguf(path, seed=0) -> LlamaForCausalLM:
     tokens = SPECIAL + _byte_vocab() + ["Ġt", "he"]
     merges = ["Ġ t", "h e"]
-    cfg = LlamaConfig(
+    model = tiny_llama(
+        seed,
         vocab_size=len(tokens),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
         max_position_embeddings=128,
         rms_norm_eps=1e-5,
         rope_theta=10000.0,
         tie_word_embeddings=True,
     )
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(cfg).eval()
+    c = model.config
     for name, p in model.named_parameters():
         if name.endswith("norm.weight"):
             torch.nn.init.uniform_(p, 0.5, 1.5)  # not all ones, so a mix-up would show
@@ -52,15 +49,15 @@ def write_tiny_gguf(path, seed=0) -> LlamaForCausalLM:
 
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_name("tiny")
-    w.add_context_length(128)
-    w.add_embedding_length(64)
-    w.add_block_count(2)
-    w.add_feed_forward_length(128)
-    w.add_head_count(4)
-    w.add_head_count_kv(2)
-    w.add_rope_dimension_count(16)
+    w.add_context_length(c.max_position_embeddings)
+    w.add_embedding_length(c.hidden_size)
+    w.add_block_count(c.num_hidden_layers)
+    w.add_feed_forward_length(c.intermediate_size)
+    w.add_head_count(c.num_attention_heads)
+    w.add_head_count_kv(c.num_key_value_heads)
+    w.add_rope_dimension_count(c.hidden_size // c.num_attention_heads)
     w.add_rope_freq_base(10000.0)
-    w.add_layer_norm_rms_eps(1e-5)
+    w.add_layer_norm_rms_eps(c.rms_norm_eps)
     w.add_vocab_size(len(tokens))
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("default")
@@ -79,13 +76,13 @@ def write_tiny_gguf(path, seed=0) -> LlamaForCausalLM:
         "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
         "mlp.down_proj": "ffn_down",
     }  # fmt: skip
-    for i in range(2):
+    for i in range(c.num_hidden_layers):
         for hf, gg in names.items():
             t = sd[f"model.layers.{i}.{hf}.weight"]
             if gg == "attn_q":
-                t = _permute(t, 4)
+                t = _permute(t, c.num_attention_heads)
             elif gg == "attn_k":
-                t = _permute(t, 2)
+                t = _permute(t, c.num_key_value_heads)
             w.add_tensor(f"blk.{i}.{gg}.weight", t)
     w.add_tensor("output_norm.weight", sd["model.norm.weight"])
     w.write_header_to_file()

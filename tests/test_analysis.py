@@ -143,7 +143,9 @@ def test_histogram_quantiles_match_inverted_cdf_within_resolution():
 
 
 def test_histograms_with_apart_spans_merge_into_the_histogram_of_all_values():
-    low, high = torch.rand(1000) * 1e-6, torch.rand(500) * 10 + 1  # spans far apart
+    generator = torch.Generator().manual_seed(0)
+    low = torch.rand(1000, generator=generator) * 1e-6 + 1e-9  # spans far apart, none 0
+    high = torch.rand(500, generator=generator) * 10 + 1
     values = torch.cat([low, torch.zeros(7), high])
     parts = [Histogram() for _ in range(3)]
     for part, chunk in zip(parts, (high, torch.zeros(7), low), strict=True):
@@ -352,6 +354,47 @@ def test_fused_kernel_splits_work_across_threads_without_changing_results():
     slow = _stats(ChangeStats.add_torch, w0, w1, "int4")
     assert one.half_steps == slow.half_steps
     assert (one.same_bucket, one.half_step) == (slow.same_bucket, slow.half_step)
+
+
+def test_fused_kernel_accumulates_chunks_across_a_change_of_threads():
+    """One layer fed in chunks: several blocks on 2 threads, one block on 1 thread (the thread
+    rows are folded and made anew mid-layer), an unchanged chunk (nothing above bin 0)."""
+    generator = torch.Generator().manual_seed(1)
+    w0 = torch.randn(4 * fused.BLOCK_ELEMENTS // 128 + 40, 128, generator=generator) * 0.02
+    scale = torch.logspace(-6, -2, w0.shape[0]).unsqueeze(1)  # changes of many sizes
+    w1 = w0 + torch.randn(w0.shape, generator=generator) * scale
+    w1[-20:] = w0[-20:]
+    chunks = [(slice(0, -40), 2), (slice(-40, -20), 1), (slice(-20, None), 1)]
+    fast, slow, threads = ChangeStats(), ChangeStats(), torch.get_num_threads()
+    try:
+        for rows, count in chunks:
+            torch.set_num_threads(count)
+            fast.add_fused(w0[rows], w1[rows], parse_spec("int4"))
+            slow.add_torch(w0[rows], w1[rows], parse_spec("int4"))
+    finally:
+        torch.set_num_threads(threads)
+    assert fast.abs_change == slow.abs_change and fast.half_steps == slow.half_steps
+    zeros = fast.abs_change.coarse()["zeros"]
+    assert zeros == fast.elements - fast.changed >= 20 * 128  # the unchanged rows, at least
+    assert_close(fast.figures(histogram=True), slow.figures(histogram=True))
+
+
+def test_both_paths_bin_every_weight_even_where_an_infinity_makes_nan():
+    """A group holding inf has Δ = inf: its changes in half steps are 0, or inf/inf = NaN,
+    whose sign bit x86 sets; binned as it is, NaN fell outside the histogram."""
+    w0 = torch.randn(4, 64) * 0.02
+    w0[1, 3] = float("inf")
+    w1 = w0 + 1e-3
+    w1[1, 3] = float("inf")  # inf - inf: the change itself is NaN
+    w1[1, 4] = float("inf")  # in the same group, a change of inf: inf / inf = NaN, sign set
+    w1[2, 5] = float("inf")  # in a finite group, a change of inf
+    fast = _stats(ChangeStats.add_fused, w0, w1, "int4")
+    slow = _stats(ChangeStats.add_torch, w0, w1, "int4")
+    for stats in (fast, slow):
+        for histogram in (stats.abs_change, stats.half_steps):
+            coarse = histogram.coarse()
+            assert coarse["zeros"] + sum(coarse["counts"]) == 256
+    assert fast.abs_change == slow.abs_change and fast.half_steps == slow.half_steps
 
 
 @pytest.mark.parametrize("spec", ["nf4", "fp4", "rtn-int8-tensor", "bnb-nf4"])

@@ -54,8 +54,8 @@ def quiet_libraries() -> None:
     """Our own progress display replaces the per-file bars of transformers and the hub. And
     transformers imports torchao, when installed, whenever it builds a model: on a CPU machine
     torchao then warns that its CUDA extensions fail to load, and torch that torchao registers
-    enums the deprecated way; four lines on every command that say nothing about the user's
-    run (torchao's own CPU specs work without those extensions)."""
+    enums the deprecated way: four lines on every command that say nothing about the user's
+    run (quail uses no torchao kernel)."""
     import logging as std_logging
 
     from huggingface_hub.utils import disable_progress_bars

@@ -19,10 +19,10 @@ from quail.quant import QuantSpec
 
 SUMS = ("change_sq", "quantized_change_sq", "inner", "original_sq", "abs_change_sum")
 COUNTS = ("same_bucket", "same_bucket_fixed", "changed", "half_step")
-MAXIMA = ("abs_change_max", "half_steps_max")
+MAXIMA = ("abs_change_max", "half_steps_max")  # in the order of the columns below
 CHANGE_SQ, QUANTIZED_CHANGE_SQ, INNER, ORIGINAL_SQ, ABS_CHANGE_SUM = range(len(SUMS))
 SAME_BUCKET, SAME_BUCKET_FIXED, CHANGED, HALF_STEP = range(len(COUNTS))
-ABS_CHANGE_MAX, HALF_STEPS_MAX = range(len(MAXIMA))
+ABS_CHANGE, HALF_STEPS = range(2)  # columns of the per-histogram arrays (maxima, lowest)
 
 
 def covers(spec: QuantSpec, shape: tuple[int, ...]) -> bool:
@@ -43,7 +43,8 @@ BLOCK_ELEMENTS = 1 << 16  # the unit of work a thread takes: blocks are handed o
 def change_sums(w0, w1, spec: QuantSpec, abs_change, half_steps, dropped_bits) -> dict:
     """`ChangeStats`' sums, counts and maxima for one chunk of rows (whole groups), by name;
     |W1 - W0| and |W1 - W0| / (Δ/2) are counted into the `Histogram`s `abs_change` and
-    `half_steps`, binned by float32 bit pattern >> `dropped_bits`."""
+    `half_steps`, binned by float32 bit pattern >> `dropped_bits`, and each histogram is told
+    which bins above 0 the kernel touched (`Histogram.rows_touched`)."""
     a, b = _flat(w0), _flat(w1)
     group = w0.shape[1] if spec.granularity == "channel" else spec.group_size
     block_groups = max(1, BLOCK_ELEMENTS // group)
@@ -51,8 +52,8 @@ def change_sums(w0, w1, spec: QuantSpec, abs_change, half_steps, dropped_bits) -
     threads = max(1, min(torch.get_num_threads(), numba.get_num_threads(), blocks))
     sums = np.zeros((blocks, len(SUMS)), np.float64)
     counts = np.zeros((blocks, len(COUNTS)), np.int64)
-    maxima = np.zeros((blocks, len(MAXIMA)), np.int32)  # as bit patterns, see the kernel
-    lowest = np.zeros((blocks, len(MAXIMA)), np.int32)  # lowest bit patterns in a bin above 0
+    maxima = np.zeros((blocks, 2), np.int32)  # as bit patterns, see the kernel
+    lowest = np.zeros((blocks, 2), np.int32)  # the lowest bit patterns in a bin above 0
     numba_threads = numba.get_num_threads()
     numba.set_num_threads(threads)  # thread ids, and so histogram rows, are then < threads
     try:
@@ -64,14 +65,15 @@ def change_sums(w0, w1, spec: QuantSpec, abs_change, half_steps, dropped_bits) -
             )  # fmt: skip
     finally:
         numba.set_num_threads(numba_threads)
-    for histogram, low, high in zip(
-        (abs_change, half_steps), lowest.min(0), maxima.max(0), strict=True
-    ):
-        histogram.rows_touched(int(low) >> dropped_bits, int(high) >> dropped_bits)
+    highest = maxima.max(0)
+    for column, histogram in ((ABS_CHANGE, abs_change), (HALF_STEPS, half_steps)):
+        first, last = int(lowest[:, column].min()), int(highest[column])
+        if first <= last:  # else nothing fell above bin 0
+            histogram.rows_touched(first >> dropped_bits, last >> dropped_bits)
     return {
         **dict(zip(SUMS, sums.sum(0).tolist(), strict=True)),
         **dict(zip(COUNTS, counts.sum(0).tolist(), strict=True)),
-        **dict(zip(MAXIMA, maxima.max(0).view(np.float32).tolist(), strict=True)),
+        **dict(zip(MAXIMA, highest.view(np.float32).tolist(), strict=True)),
     }
 
 
@@ -124,7 +126,7 @@ def _rtn_pair(
     lowest, h_abs, h_half,
 ):  # fmt: skip
     """The kernel: w0 and w1 are flat arrays of whole groups (float32, or bfloat16 bits), taken
-    `block_groups` groups at a time; block k fills row k of the sums, counts and maxima, and
+    `block_groups` groups at a time; block k fills row k of the sums, counts, maxima and lowest, and
     the thread running it counts into its own row of the histograms. `reassoc` lets the sums
     vectorise; every per-element value is computed exactly as the torch path computes it.
     Maxima are taken over bit patterns as int32, which order non-negative floats as their
@@ -169,7 +171,7 @@ def _rtn_pair(
                 g_inner += quantized_change * change
                 g_original_sq += x0 * x0
                 size[j] = abs(change)
-                half_steps[j] = size[j] / s0 * two
+                half_steps[j] = abs(size[j] / s0 * two)  # abs: inf/inf's NaN has its sign set
                 g_abs += size[j]
                 changed += size[j] != 0
                 half_step += half_steps[j] >= 1
@@ -199,7 +201,7 @@ def _rtn_pair(
         counts[block, SAME_BUCKET_FIXED] = same_fixed
         counts[block, CHANGED] = changed
         counts[block, HALF_STEP] = half_step
-        maxima[block, ABS_CHANGE_MAX] = abs_bits_max
-        maxima[block, HALF_STEPS_MAX] = half_bits_max
-        lowest[block, ABS_CHANGE_MAX] = abs_bits_low
-        lowest[block, HALF_STEPS_MAX] = half_bits_low
+        maxima[block, ABS_CHANGE] = abs_bits_max
+        maxima[block, HALF_STEPS] = half_bits_max
+        lowest[block, ABS_CHANGE] = abs_bits_low
+        lowest[block, HALF_STEPS] = half_bits_low

@@ -11,7 +11,8 @@ chunks add, so per-layer and whole-model quantiles come out of the same counts.
 Of the 2^18 bins, a layer's changes fill a few dozen octaves (a few ten thousand bins) plus the
 lowest bin (0, where unchanged weights fall), so a histogram keeps that bin's count apart and
 the others as a span from the lowest to the highest non-empty bin: folding, merging and reading
-quantiles then cost the span, not 2 MB per layer (that was a quarter of a folder analysis).
+quantiles then cost the span, not 2 MB per histogram and thread each layer (that was a quarter
+of an in-memory analysis).
 """
 
 import numpy as np
@@ -72,7 +73,6 @@ class Histogram:
 
     def merge(self, other: "Histogram") -> None:
         other._fold_thread_rows()
-        self._fold_thread_rows()
         self.zeros += other.zeros
         if other.span.numel():
             self.add_span(other.first, other.span)
@@ -80,8 +80,9 @@ class Histogram:
     def thread_rows(self, threads: int) -> np.ndarray:
         """A (threads, N_BINS) array the fused kernel counts into, one row per thread (threads
         cannot add to one array at once); kept across chunks and folded in when read, so a
-        layer pays for the rows once, not once per chunk. After each call the kernel reports
-        the bins it touched with `rows_touched`; only those are read back."""
+        layer pays for the rows once, not once per chunk. After each kernel call
+        `fused.change_sums` reports the bins it touched with `rows_touched`; only those (and
+        bin 0) are read back."""
         if self._thread_rows is None or self._thread_rows.shape[0] != threads:
             self._fold_thread_rows()
             self._thread_rows = np.zeros((threads, N_BINS), np.int64)
@@ -140,5 +141,5 @@ class Histogram:
 
 
 def bin_edge(index: int) -> float:
-    """The smallest float32 that falls in bin `index`."""
-    return torch.tensor([index << DROPPED_BITS], dtype=torch.int32).view(torch.float32).item()
+    """The smallest float32 that falls in bin `index` (up to N_BINS, the end of the last)."""
+    return np.array([index << DROPPED_BITS], np.uint32).view(np.float32).item()

@@ -74,7 +74,8 @@ class ChangeStats:
         self.abs_change_sum += abs_change.sum().item()
         self.abs_change_max = max(self.abs_change_max, abs_change.max().item())
         self.abs_change.add(abs_change)
-        half_steps = abs_change.div_(q0.step().reshape(-1)).mul_(2)  # in place: one buffer
+        half_steps = abs_change.div_(q0.step().reshape(-1)).mul_(2).abs_()  # in place; abs:
+        # inf/inf's NaN has its sign set, and would bin below 0
         self.half_step += int(torch.count_nonzero(half_steps >= 1))
         self.half_steps_max = max(self.half_steps_max, half_steps.max().item())
         self.half_steps.add(half_steps)
