@@ -267,6 +267,29 @@ def test_bad_input_raises_one_line_errors(tmp_path):
         assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("spec", ["int4", "nf4"])  # the fused kernel and the torch path
+def test_non_finite_weights_are_refused_naming_the_model_and_layer(tmp_path, spec):
+    model, broken = tiny_llama(), tiny_llama()
+    with torch.no_grad():
+        broken.model.layers[1].mlp.up_proj.weight[3, :2] = torch.tensor([float("nan"), 1.0])
+        broken.model.layers[1].self_attn.o_proj.weight[0, 0] = float("inf")
+    model.save_pretrained(tmp_path / "model")
+    broken.save_pretrained(tmp_path / "broken")
+    folder = tmp_path / "broken"
+    cases = [
+        (model, broken, "the unlearned model <in-memory"),
+        (folder, tmp_path / "model", f"the original model {folder}"),
+    ]
+    for original, unlearned, who in cases:
+        with pytest.raises(QuailError, match="NaN or inf weights in model.layers.1") as error:
+            analyze(original, unlearned, spec)
+        assert str(error.value).startswith(who)
+    result = CliRunner().invoke(
+        app, ["analyze", str(tmp_path / "model"), str(tmp_path / "broken"), "--quant", spec]
+    )
+    assert result.exit_code == 2 and "broken has NaN or inf" in result.output
+
+
 def test_cli_prints_table_and_writes_json(tmp_path):
     model = tiny_llama()
     model.save_pretrained(tmp_path / "original")

@@ -10,6 +10,8 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+import torch
+
 from quail.analysis.stats import ChangeStats
 from quail.analysis.weights import open_weights
 from quail.errors import QuailError
@@ -67,6 +69,9 @@ def analyze(
         with weights0.open(name) as rows0, weights1.open(name) as rows1:
             for start, stop in row_chunks(shape, spec):
                 stats.add(rows0[start:stop], rows1[start:stop], spec)
+            if not (math.isfinite(stats.change_sq) and math.isfinite(stats.original_sq)):
+                sides = (("original", weights0, rows0), ("unlearned", weights1, rows1))
+                raise QuailError(non_finite(name, shape, sides))
         layers.append({"name": name, "shape": list(shape), **stats.figures()})
         total.merge(stats)
         if progress is not None:
@@ -103,6 +108,22 @@ def check_same_layers(weights0, weights1) -> None:
             f"{weights1.label} has layer {extra[0]}, which {weights0.label} lacks: "
             "compare two checkpoints of the same architecture"
         )
+
+
+def non_finite(name: str, shape: tuple[int, ...], sides) -> str:
+    """The error for a layer whose sums came out NaN or inf: which model holds non-finite
+    weights (buckets and steps mean nothing there), read again only now that it failed."""
+    for role, weights, rows in sides:
+        if not torch.isfinite(rows[0 : shape[0]].float()).all():
+            return (
+                f"the {role} model {weights.label} has NaN or inf weights in {name}: "
+                "quantization buckets are undefined there; analyse a checkpoint from before "
+                "the values broke"
+            )
+    return (
+        f"the weights of {name} are too large for float32 sums (|w| above ~1e19): "
+        "analyse a checkpoint with finite, usual-sized weights"
+    )
 
 
 def check_groups(name: str, shape: tuple[int, ...], spec: QuantSpec) -> None:
