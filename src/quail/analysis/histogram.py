@@ -43,12 +43,19 @@ class Histogram:
 
     def _trimmed(self) -> tuple[int, int, list[int]]:
         """(zeros, first non-empty bin, counts up to the last non-empty one)."""
+        bounds = self._bounds()
+        if bounds is None:
+            return self.zeros, 0, []
+        low, high = bounds
+        return self.zeros, low, self.span[low - self.first : high + 1 - self.first].tolist()
+
+    def _bounds(self) -> tuple[int, int] | None:
+        """The lowest and highest non-empty bins above 0; None when there are none."""
         self._fold_thread_rows()
         nonzero = torch.nonzero(self.span).flatten()
         if nonzero.numel() == 0:
-            return self.zeros, 0, []
-        low, high = int(nonzero[0]), int(nonzero[-1])
-        return self.zeros, self.first + low, self.span[low : high + 1].tolist()
+            return None
+        return self.first + int(nonzero[0]), self.first + int(nonzero[-1])
 
     def add(self, values: torch.Tensor) -> None:
         bins = values.reshape(-1).view(torch.int32) >> DROPPED_BITS
@@ -124,12 +131,11 @@ class Histogram:
         """A plottable histogram: bins a quarter of an octave wide (edges m·2^e, m in 1, 1.25,
         1.5, 1.75) from the lowest to the highest non-empty one. The lowest fine bin (0, and
         subnormals below 1.2e-41) is counted apart as `zeros`: a log axis has no place for 0."""
-        self._fold_thread_rows()
         merge = 1 << (KEPT_MANTISSA_BITS - COARSE_BITS)
-        nonzero = torch.nonzero(self.span).flatten()
-        if nonzero.numel() == 0:
+        bounds = self._bounds()
+        if bounds is None:
             return {"edges": [], "counts": [], "zeros": self.zeros}
-        lowest, highest = self.first + int(nonzero[0]), self.first + int(nonzero[-1])
+        lowest, highest = bounds
         low, high = lowest // merge, highest // merge + 1  # whole coarse bins
         fine = torch.zeros((high - low) * merge, dtype=torch.int64)
         fine[lowest - low * merge : highest + 1 - low * merge] = self.span[

@@ -39,9 +39,8 @@ class EvalData:
     """The probes one evaluation runs; lists left empty are skipped."""
 
     qa: dict[str, list[Example]] = field(default_factory=dict)  # forget, retain, ...
-    passages: dict[str, list[str]] = field(
-        default_factory=dict
-    )  # forget, retain, holdout, heldout_general
+    # forget, retain, holdout, heldout_general
+    passages: dict[str, list[str]] = field(default_factory=dict)
     claims: dict[str, list[Example]] = field(default_factory=dict)  # forget, retain, test
 
 
