@@ -1,13 +1,16 @@
 """How large an unlearning budget does SmolLM2 as shipped take before its forgetting survives its
 own Q4_1 grid? Research script for docs/METHODS.md; run by hand.
 
-GA+GDR and QUAIL (hinge aimed at the file's grid) unlearn the real-knowledge forget set for 10
-steps at each given lr; each model is evaluated at fp, int8 and on the grid (KnowMem on forget
-and retain probes, held-out perplexity) and analysed on the grid (bucket overlap, weights moved
-half a step, update survival). One line per model and precision.
+Each method unlearns the real-knowledge forget set for 10 steps at each given lr (plus any
+`key=value` settings, e.g. `sure_percentile=99` or `alpha=3`); each model is evaluated at fp,
+int8 and on the grid (KnowMem on forget and retain probes, held-out perplexity) and analysed on
+the grid (bucket overlap, weights moved half a step, update survival). One line per model and
+precision. Methods aimed at a grid (QUAIL, STE) aim at the file's.
 
     quail run configs/smollm2-real-knowledge.yaml --out smollm2-real   # builds smollm2-real/data
     nice python experiments/smollm2_budget.py smollm2-real/data OUT 1e-4 3e-4 1e-3
+    nice python experiments/smollm2_budget.py smollm2-real/data OUT 1e-3 1e-2 \
+        --methods sure_ga_gdr --set sure_percentile=99
 """
 
 import argparse
@@ -15,11 +18,14 @@ from pathlib import Path
 
 from quail import analyze, evaluate, unlearn
 from quail.data import load_unlearning_sets
+from quail.unlearn.config import make_config
+from quail.unlearn.methods import METHODS
 from quail.zoo import get_model
 
 GRID = "rtn-int4-g32-asym"  # Q4_1: the grid the file's weights sit on
 SPECS = ("fp", "int8", GRID)
 SHOWN = ("knowmem_forget", "knowmem_retain", "ppl_general")
+AIMED = ("quail", "quail_npo", "ste_ga_gdr")  # methods that take the grid as `quant`
 
 
 def report(name: str, results: dict) -> None:
@@ -32,26 +38,32 @@ def main() -> None:
     parser.add_argument("data", help="the real-knowledge study's data folder")
     parser.add_argument("out", type=Path, help="where the unlearned models are written")
     parser.add_argument("lrs", type=float, nargs="+")
+    parser.add_argument("--methods", nargs="+", default=["ga_gdr", "quail"], choices=METHODS)
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="settings")
     parser.add_argument("--limit", type=int, default=24, help="probes per set, as the config")
+    parser.add_argument("--skip-original", action="store_true", help="do not evaluate SmolLM2")
     args = parser.parse_args()
     original = str(get_model("smollm2-135m"))
     forget, retain = load_unlearning_sets(args.data)
-    report("original", evaluate(original, args.data, specs=SPECS, limit=args.limit))
+    if not args.skip_original:
+        report("original", evaluate(original, args.data, specs=SPECS, limit=args.limit))
     for lr in args.lrs:
-        for method in ("ga_gdr", "quail"):
+        for method in args.methods:
             settings = {"method": method, "lr": lr, "steps": 10, "batch_size": 4, "max_length": 160}
-            if method == "quail":
+            if method in AIMED:
                 settings["quant"] = GRID
-            out = args.out / f"{method}-{lr:g}"
-            unlearn(original, forget, retain, settings, out=str(out))
-            results = evaluate(str(out), args.data, specs=SPECS, limit=args.limit)
-            report(f"{method} lr={lr:g}", results)
+            config = make_config(settings, args.settings)
+            name = " ".join([f"{method} lr={lr:g}", *args.settings])
+            out = args.out / "-".join([method, f"{lr:g}", *args.settings])
+            unlearn(original, forget, retain, config, out=str(out))
+            report(name, evaluate(str(out), args.data, specs=SPECS, limit=args.limit))
             summary = analyze(original, str(out), GRID).summary
+            moved = summary["change_in_half_steps"]
             print(
-                f"{method} lr={lr:g} on the grid: bucket overlap {summary['bucket_overlap']:.6f}, "
+                f"{name} on the grid: bucket overlap {summary['bucket_overlap']:.6f}, "
                 f"half-step fraction {summary['half_step_fraction']:.2g}, update survival "
-                f"{summary['update_survival']:.3f}, median change "
-                f"{summary['change_in_half_steps']['p50']:.3f} half steps",
+                f"{summary['update_survival']:.3f}, change in half steps p50 {moved['p50']:.3f} "
+                f"p99 {moved['p99']:.3f} p999 {moved['p999']:.3f} max {moved['max']:.3f}",
                 flush=True,
             )
 

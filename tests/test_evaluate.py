@@ -193,3 +193,52 @@ def test_min_k_and_perplexity_by_hand(memorised):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     unseen = "Question: Where was Bo Quill born?\nAnswer: Lorvik"
     assert min_k_scores(model, tokenizer, [text])[0] > min_k_scores(model, tokenizer, [unseen])[0]
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    from quail.data.build import build_dataset
+
+    return build_dataset(tmp_path_factory.mktemp("data") / "small", seed=0, size="small")
+
+
+def test_cli_evaluate_writes_strict_json_and_refuses_broken_weights(tmp_path, small_data):
+    """JSON has no NaN or infinity: Python writes them as invalid tokens, so a model whose
+    perplexity overflows (finite weights, huge logits) gets null there; a model with NaN
+    weights is refused before any work, in one line, with nothing written."""
+    import json
+
+    from typer.testing import CliRunner
+
+    import tiny
+    from quail.cli import app
+    from unlearn_tiny import WORDS, tokenizer
+
+    def saved(name, edit):
+        model = tiny.tiny_llama(vocab_size=len(WORDS), max_position_embeddings=256)
+        with torch.no_grad():
+            edit(model)
+        model.save_pretrained(tmp_path / name)
+        tokenizer().save_pretrained(tmp_path / name)
+        return str(tmp_path / name)
+
+    def run(model_dir, out):
+        args = ["evaluate", model_dir, "--data", str(small_data), "--quant", "fp,int8"]
+        return CliRunner().invoke(app, [*args, "--limit", "2", "--json", str(out)])
+
+    def strict(token):
+        raise AssertionError(f"{token} is not JSON")
+
+    loud = saved("loud", lambda m: m.lm_head.weight.mul_(1e30))  # logits ~1e30: ppl overflows
+    result = run(loud, tmp_path / "loud.json")
+    assert result.exit_code == 0, result.output
+    written = json.loads((tmp_path / "loud.json").read_text(), parse_constant=strict)
+    assert set(written["results"]) == {"fp", "rtn-int8-channel-sym"}
+    fp = written["results"]["fp"]
+    assert fp["ppl_retain"] is None and 0 <= fp["knowmem_forget"] <= 100
+
+    broken = saved("broken", lambda m: m.model.layers[1].mlp.down_proj.weight[0, 0].fill_(math.nan))
+    result = run(broken, tmp_path / "broken.json")
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert f"model {broken} has NaN or inf weights in model.layers.1.mlp.down_proj" in result.output
+    assert not (tmp_path / "broken.json").exists()

@@ -108,6 +108,19 @@ def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(
     assert not out.exists()
 
 
+def test_cli_refuses_nan_weights_naming_the_layer(tmp_path):
+    model = tiny.tiny_llama()
+    with torch.no_grad():
+        model.model.layers[0].self_attn.q_proj.weight[2, 5] = float("inf")
+    model.save_pretrained(tmp_path / "broken")
+    out = tmp_path / "out"
+    args = ["quantize", str(tmp_path / "broken"), "--quant", "int4", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "NaN or inf weights in model.layers.0.self_attn.q_proj" in result.output
+    assert not out.exists()
+
+
 def test_cli_refuses_to_overwrite_without_asking(model_dir, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

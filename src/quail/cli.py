@@ -80,7 +80,7 @@ def quantize(
 ) -> None:
     """Write a fake-quantized copy (dequantized weights, same architecture) of a model."""
     from quail.io import check_output_dir
-    from quail.models import load_model, save_model
+    from quail.models import check_finite, load_model, save_model
     from quail.quant import parse_spec, quantize_model
 
     spec = parse_spec(quant)
@@ -92,6 +92,7 @@ def quantize(
         )
     check_output_dir(out, overwrite)
     model = load_model(model_dir)
+    check_finite(model, f"model {model_dir}")
     with console.status(f"quantizing {model_dir} under {spec}"):
         quantized = quantize_model(model, spec, include_lm_head, include_embeddings)
         save_model(quantized, out, source_dir=model_dir, overwrite=overwrite)
@@ -148,7 +149,7 @@ def evaluate(
     from quail.evaluate import evaluate as evaluate_under
     from quail.evaluate import load_eval_data
     from quail.io import atomic_write_json
-    from quail.models import load_model, load_tokenizer
+    from quail.models import check_finite, load_model, load_tokenizer
     from quail.quant import parse_spec
 
     specs = [parse_spec(text).name for text in quant.split(",") if text.strip()]
@@ -156,6 +157,7 @@ def evaluate(
         raise QuailError(f"unknown task {task!r}: use knowledge or claims")
     eval_data = load_eval_data(data, task, limit)
     model, tokenizer = load_model(model_dir, dtype="float32"), load_tokenizer(model_dir)
+    check_finite(model, f"model {model_dir}")  # named by its folder, before any work
     results = {}
     for spec in specs:
         with console.status(f"evaluating {model_dir.name} under {spec}"):

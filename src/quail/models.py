@@ -54,6 +54,17 @@ def load_model(
     )
 
 
+def check_finite(model, label: str) -> None:
+    """Refuse a model with NaN or inf weights (a run that diverged): every figure computed from
+    it would be NaN or meaningless, and a quantizer has no grid for such values."""
+    for name, param in model.named_parameters():
+        if not torch.isfinite(param).all():
+            raise QuailError(
+                f"{label} has NaN or inf weights in {name}: use a checkpoint from before the "
+                "values broke (unlearning stops on a diverging loss; lower lr)"
+            )
+
+
 def load_tokenizer(path: str | os.PathLike, trust_remote_code: bool = False):
     path = check_model_dir(path)
     try:

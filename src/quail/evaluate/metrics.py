@@ -87,4 +87,4 @@ def privleak(auc: float, auc_retrain: float) -> float:
 
 def perplexity(model, tokenizer, texts: list[str]) -> float:
     logprobs = torch.cat(token_logprobs(model, tokenizer, texts))
-    return math.exp(-logprobs.mean().item())
+    return torch.exp(-logprobs.double().mean()).item()  # inf, not an OverflowError, when broken

@@ -17,7 +17,8 @@ def forget_by_precision(results: dict, path: Path) -> Path:
     width = 0.8 / len(specs)
     figure, axes = plt.subplots(figsize=(max(6, 1.4 * len(runs)), 3.6))
     for i, spec in enumerate(specs):
-        values = [runs[name].get(spec, {}).get(metric, float("nan")) for name in runs]
+        values = [runs[name].get(spec, {}).get(metric) for name in runs]
+        values = [float("nan") if v is None else v for v in values]  # undefined: no bar
         positions = [j + (i - (len(specs) - 1) / 2) * width for j in range(len(runs))]
         axes.bar(positions, values, width, label=spec)
     axes.set_xticks(range(len(runs)), list(runs), rotation=20)

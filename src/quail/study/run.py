@@ -213,14 +213,12 @@ def _evaluations(model_dir: Path, eval_data, specs: list[str], cell: Path, log) 
     results, model, tokenizer = {}, None, None
     for spec in specs:
         path = cell / f"eval-{spec}.json"
-        if path.is_file():
-            results[spec] = json.loads(path.read_text("utf-8"))
-            continue
-        if model is None:
-            model, tokenizer = load_model(model_dir, dtype="float32"), load_tokenizer(model_dir)
-        log(f"evaluating {cell.name} under {spec}")
-        results[spec] = evaluate(model, eval_data, [spec], tokenizer)[spec]
-        atomic_write_json(path, results[spec])
+        if not path.is_file():
+            if model is None:
+                model, tokenizer = load_model(model_dir, dtype="float32"), load_tokenizer(model_dir)
+            log(f"evaluating {cell.name} under {spec}")
+            atomic_write_json(path, evaluate(model, eval_data, [spec], tokenizer)[spec])
+        results[spec] = json.loads(path.read_text("utf-8"))  # as a resumed run reads it
     return results
 
 
