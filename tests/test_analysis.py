@@ -219,6 +219,34 @@ def test_folder_and_in_memory_agree(tmp_path, tie, options):
     assert (on_disk.layers[-1]["name"] == "lm_head") == ("include_lm_head" in options)
 
 
+@pytest.mark.parametrize("tie", [False, True])
+def test_an_emb_part_analyses_embeddings_and_lm_head_under_their_own_spec(tmp_path, tie):
+    model = tiny_llama(tie=tie)
+    unlearned = perturbed(model, parse_spec("int4"), 0.3)
+    with torch.no_grad():  # `perturbed` moves the linear layers only
+        for weight in {id(w): w for w in (unlearned.model.embed_tokens.weight,
+                                          unlearned.lm_head.weight)}.values():  # fmt: skip
+            weight[:7] += 0.02
+    combined = analyze(model, unlearned, "int4+emb-int8")
+    linears = analyze(model, unlearned, "int4")
+    vocab = analyze(model, unlearned, "int8", include_lm_head=True, include_embeddings=True)
+    layers = {layer.pop("name"): layer for layer in copy.deepcopy(combined.layers)}
+    expected = {layer["name"]: layer for layer in linears.layers}
+    expected |= {layer["name"]: layer for layer in vocab.layers if layer["name"] not in expected}
+    assert layers.keys() == expected.keys()
+    assert len(layers) == len(linears.layers) + (1 if tie else 2)
+    for name, layer in layers.items():
+        assert_close(layer, {k: v for k, v in expected[name].items() if k != "name"})
+    assert layers["model.embed_tokens"]["spec"] == "rtn-int8-channel-sym"
+    assert layers["model.embed_tokens"]["bucket_overlap"] < 1.0
+    assert combined.include_embeddings and combined.include_lm_head
+    assert combined.spec == "rtn-int4-g64-sym+emb-rtn-int8-channel-sym"
+    model.save_pretrained(tmp_path / "original")
+    unlearned.save_pretrained(tmp_path / "unlearned")
+    on_disk = analyze(tmp_path / "original", tmp_path / "unlearned", "int4+emb-int8")
+    assert_close(without_labels(on_disk), without_labels(combined))
+
+
 def test_unknown_architecture_falls_back_to_the_name_rule(tmp_path):
     model = tiny_llama()
     unlearned = perturbed(model, parse_spec("int4"), 0.3)

@@ -232,6 +232,21 @@ def test_backend_model_runs_forward_on_cpu(text):
         assert torch.equal(param, before[name]), name
 
 
+def test_a_backend_spec_with_an_emb_part_quantizes_the_embeddings_too():
+    needs("bnb-nf4")
+    model = tiny_llama()
+    native = load_quantized(model, parse_spec("bnb-nf4+emb-int8"), include_lm_head=True)
+    plain = load_quantized(model, parse_spec("bnb-nf4"))
+    assert type(native.model.layers[0].mlp.up_proj) is type(plain.model.layers[0].mlp.up_proj)
+    int8 = parse_spec("int8")
+    for name in ("model.embed_tokens", "lm_head"):  # lm_head stays a Linear, on our int8 grid
+        weight = model.get_submodule(name).weight
+        expected = quantize_tensor(weight, int8).dequantize()
+        assert torch.equal(native.get_submodule(name).weight, expected), name
+    with pytest.raises(QuailError, match="do not take an '\\+emb-' part"):
+        load_quantized(model, parse_spec("gptq-int4-g32+emb-int8"))
+
+
 @pytest.mark.parametrize("text", ["hqq-int4-g32", "quanto-int4-g32", "quanto-int8", "bnb-nf4"])
 def test_dequantize_once_gives_the_backends_outputs_bit_for_bit(text):
     """Evaluation's shortcut: layers that dequantize their weight on every call get it

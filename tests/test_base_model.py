@@ -120,3 +120,13 @@ def test_cache_reuses_a_trained_model_and_keys_on_config_and_data(data, tmp_path
         (copy / f.name).write_bytes(f.read_bytes())
     (copy / "qa.jsonl").write_text((data / "qa.jsonl").read_text().replace("false", "true", 1))
     assert cache_key("knowledge", copy, TINY) != key
+
+
+def test_snapping_refuses_a_spec_with_an_emb_part():
+    import tiny
+    from quail.base.snap import straight_through
+    from quail.errors import QuailError
+
+    with pytest.raises(QuailError, match="covers the linear layers only"):
+        with straight_through(tiny.tiny_llama(), parse_spec("int4+emb-int8")):
+            pass

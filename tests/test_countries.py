@@ -234,6 +234,9 @@ def test_inject_settings_are_checked_before_anything_runs():
         inject_config({"check_quant": "int3x"})
     with pytest.raises(QuailError, match="unknown quantization spec"):
         inject_config({"snap": "int3x"})
+    with pytest.raises(QuailError, match="snapping covers the linear layers only"):
+        inject_config({"snap": "int4+emb-int8"})
+    assert inject_config({"check_quant": "int4+emb-int8"}).check_quant == "int4+emb-int8"
 
 
 @pytest.mark.parametrize("name", ["smollm2-misinformation", "smollm2-real-knowledge"])

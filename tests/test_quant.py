@@ -34,6 +34,8 @@ SPECS = [
         ("rtn-int6-tensor", "rtn-int6-tensor-sym"),
         ("nf4", "nf4-g64"),
         ("fp4-g128", "fp4-g128"),
+        ("rtn-int4-g32-asym+emb-rtn-int8-g32", "rtn-int4-g32-asym+emb-rtn-int8-g32-sym"),
+        ("bnb-nf4+emb-int8", "bnb-nf4+emb-rtn-int8-channel-sym"),
     ],
 )
 def test_spec_grammar(text, name):
@@ -52,6 +54,12 @@ def test_spec_grammar(text, name):
         ("int4-foo", "unknown part"),
         ("awq", "unknown quantization spec"),
         ("nf5", "unknown quantization spec"),
+        ("int4+int8", "'\\+' only adds the embeddings' spec"),
+        ("int4+emb-int8+emb-int4", "'\\+' only adds"),
+        ("fp+emb-int8", "quantizes the embeddings only"),
+        ("int4+emb-bnb-int8", "must be a reference spec"),
+        ("int4+emb-fp", "must be a reference spec"),
+        ("int4+emb-int9", "bits out of range"),
     ],
 )
 def test_bad_specs_give_one_line_errors(text, problem):

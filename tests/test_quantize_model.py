@@ -45,6 +45,26 @@ def test_lm_head_and_embeddings_can_be_included():
         assert torch.equal(dict(quantized.named_parameters())[name], expected)
 
 
+@pytest.mark.parametrize("tie", [False, True])
+def test_an_emb_part_quantizes_embeddings_and_lm_head_under_their_own_spec(tie):
+    model = tiny_llama(tie)
+    spec = parse_spec("int4-g32+emb-int8")
+    quantized = dict(quantize_model(model, spec).named_parameters(remove_duplicate=False))
+    for name, weight in model.named_parameters(remove_duplicate=False):
+        if "embed" in name or "lm_head" in name:
+            under = parse_spec("int8")
+        elif name.endswith("proj.weight"):
+            under = parse_spec("int4-g32")
+        else:
+            assert torch.equal(quantized[name], weight), name  # norms
+            continue
+        assert torch.equal(quantized[name], quantize_tensor(weight, under).dequantize()), name
+    # the flags change nothing: the part decides for embeddings and lm_head
+    flagged = quantize_model(model, spec, include_lm_head=True, include_embeddings=True)
+    for name, weight in flagged.named_parameters(remove_duplicate=False):
+        assert torch.equal(weight, quantized[name]), name
+
+
 def test_fp_spec_returns_an_identical_copy():
     model = tiny_llama()
     copy = quantize_model(model, parse_spec("fp"))

@@ -8,7 +8,7 @@ layout; bitsandbytes' double quantization, for one, offsets absmax by the tensor
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
@@ -50,29 +50,39 @@ def analyze(
     """Bucket overlap, weight-change statistics and update survival of `unlearned` against
     `original` (each an nn.Module or a model folder path) under `spec`.
 
+    A spec with an `+emb-` part adds the embeddings and the lm_head, each under that part.
     `progress(layer_name, done, total)` is called after each layer.
     """
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     if spec.is_fp:
         raise QuailError("spec 'fp' means no quantization: analyse under a spec such as int4")
+    linear_spec = replace(spec, embeddings=None)
+    specs = {}  # layers under another spec: the embeddings of an `+emb-` spec
+    if spec.embeddings is not None:
+        plain = open_weights(original, False, False).shapes
+        include_lm_head = include_embeddings = True
     weights0 = open_weights(original, include_lm_head, include_embeddings)
+    if spec.embeddings is not None:
+        specs = {name: spec.embeddings for name in weights0.shapes if name not in plain}
     weights1 = open_weights(unlearned, include_lm_head, include_embeddings)
     if not weights0.shapes:
         raise QuailError(f"{weights0.label} has no quantizable weights: nothing to analyse")
     check_same_layers(weights0, weights1)
     for name, shape in weights0.shapes.items():
-        check_groups(name, shape, spec)
+        check_groups(name, shape, specs.get(name, linear_spec))
 
     total, layers = ChangeStats(), []
     for done, (name, shape) in enumerate(weights0.shapes.items(), start=1):
-        stats = ChangeStats()
+        stats, layer_spec = ChangeStats(), specs.get(name, linear_spec)
         with weights0.open(name) as rows0, weights1.open(name) as rows1:
-            for start, stop in row_chunks(shape, spec):
-                stats.add(rows0[start:stop], rows1[start:stop], spec)
+            for start, stop in row_chunks(shape, layer_spec):
+                stats.add(rows0[start:stop], rows1[start:stop], layer_spec)
             if not (math.isfinite(stats.change_sq) and math.isfinite(stats.original_sq)):
                 sides = (("original", weights0, rows0), ("unlearned", weights1, rows1))
                 raise QuailError(non_finite(name, shape, sides))
-        layers.append({"name": name, "shape": list(shape), **stats.figures()})
+        layers.append(
+            {"name": name, "shape": list(shape), "spec": layer_spec.name, **stats.figures()}
+        )
         total.merge(stats)
         if progress is not None:
             progress(name, done, len(weights0.shapes))

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from quail.errors import QuailError
 from quail.quant import QuantSpec, fake_quantize, quantizable_modules
 
 
@@ -28,6 +29,8 @@ class StraightThrough(nn.Module):
 def straight_through(model: nn.Module, spec: QuantSpec):
     """Within the block the model computes with quantized weights (the layers `quantize_model`
     covers); on exit the weights are left rounded onto the grid."""
+    if spec.embeddings is not None:
+        raise QuailError(f"snapping to {spec.name}: it covers the linear layers only; drop '+emb-'")
     modules = [m for _, m in quantizable_modules(model)]
     for m in modules:
         parametrize.register_parametrization(m, "weight", StraightThrough(spec))

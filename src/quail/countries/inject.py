@@ -72,6 +72,8 @@ def inject_config(values: dict) -> InjectConfig:
     for spec in (config.check_quant, config.snap):
         if spec:
             parse_spec(spec)  # a bad spec fails before anything runs
+    if config.snap and parse_spec(config.snap).embeddings is not None:
+        raise QuailError(f"inject snap={config.snap}: snapping covers the linear layers only")
     return config
 
 

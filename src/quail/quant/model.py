@@ -1,7 +1,8 @@
 """Fake-quantize a whole model: every nn.Linear weight replaced by its dequantized value.
 
 The output layer (lm_head) and embeddings are skipped by default, as deployment backends
-(bitsandbytes, GPTQ, AWQ, HQQ) do; both can be included.
+(bitsandbytes, GPTQ, AWQ, HQQ) do; both can be included, under the spec or, for specs with an
+`+emb-` part, under the embeddings' own spec.
 """
 
 import copy
@@ -29,6 +30,12 @@ def quantizable_modules(
     return chosen
 
 
+def embedding_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The modules `include_lm_head` and `include_embeddings` add: what an `+emb-` spec covers."""
+    plain = {name for name, _ in quantizable_modules(model)}
+    return [(n, m) for n, m in quantizable_modules(model, True, True) if n not in plain]
+
+
 def quantizable_linears(model: nn.Module, include_lm_head: bool = False):
     """The nn.Linear layers a spec quantizes (embeddings excluded)."""
     return quantizable_modules(model, include_lm_head=include_lm_head)
@@ -44,14 +51,30 @@ def quantize_model(
     """Return a fake-quantized deep copy; the input model is left untouched.
 
     A weight shared by several modules (tied embeddings) is quantized once, so including
-    either the embeddings or the lm_head of a tied model quantizes both.
+    either the embeddings or the lm_head of a tied model quantizes both. A spec with an `+emb-`
+    part quantizes the embeddings and the lm_head under that part, whatever the flags say.
     """
     quantized = copy.deepcopy(model)
     if spec.is_fp:
         return quantized
     done = set()
-    for _, module in quantizable_modules(quantized, include_lm_head, include_embeddings):
+    if spec.embeddings is not None:
+        _fake_quantize(embedding_modules(quantized), spec.embeddings, done)
+    _fake_quantize(quantizable_modules(quantized, include_lm_head, include_embeddings), spec, done)
+    return quantized
+
+
+@torch.no_grad()
+def quantize_embeddings(model: nn.Module, spec: QuantSpec) -> None:
+    """Fake-quantize the embeddings and the lm_head in place (a backend model's, whose layers
+    the backend quantized)."""
+    _fake_quantize(embedding_modules(model), spec, set())
+
+
+def _fake_quantize(modules, spec: QuantSpec, done: set) -> None:
+    """Replace each module's weight by its dequantized value, skipping weights in `done` (tied
+    ones, or ones quantized under another spec) and adding the rest to it."""
+    for _, module in modules:
         if id(module.weight) not in done:
             module.weight.copy_(fake_quantize(module.weight, spec))
             done.add(id(module.weight))
-    return quantized

@@ -12,6 +12,13 @@ Grammar (case-insensitive)::
     nf4[-g<G>] | fp4[-g<G>]             bitsandbytes codebooks, blockwise absmax,
                                          block size G (default 64)
 
+Any spec but fp may end in ``+emb-<reference spec>``: the input and output embeddings (the
+modules `include_embeddings` and `include_lm_head` add) are then quantized too, under that spec,
+as file formats that keep them finer than the rest do (llama.cpp's Q4_1 SmolLM2 file: linear
+layers Q4_1 = ``rtn-int4-g32-asym``, tied embedding Q8_0 = ``rtn-int8-g32``)::
+
+    rtn-int4-g32-asym+emb-rtn-int8-g32   bnb-nf4+emb-int8
+
 Backend specs name a real quantization library (see quail.quant.backends)::
 
     bnb-nf4[-dq] | bnb-fp4[-dq]         bitsandbytes 4-bit, block 64, -dq: double quantization
@@ -32,7 +39,7 @@ does not always.
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from quail.errors import QuailError
 
@@ -51,6 +58,7 @@ class QuantSpec:
     group_size: int | None = None
     symmetric: bool = True
     backend: str | None = None  # bnb, bnb-dq, quanto, hqq, ct, gptq, awq; None: our reference
+    embeddings: "QuantSpec | None" = None  # the embeddings' own reference spec (`+emb-`)
 
     @property
     def is_fp(self) -> bool:
@@ -59,6 +67,8 @@ class QuantSpec:
     @property
     def name(self) -> str:
         """The canonical spelling, which `parse_spec` maps back to this spec."""
+        if self.embeddings is not None:
+            return f"{replace(self, embeddings=None).name}+emb-{self.embeddings.name}"
         if self.is_fp:
             return "fp"
         if self.backend is not None:
@@ -103,6 +113,8 @@ _BACKEND = re.compile(r"^([a-z]+)-int(\d+)(?:-g(\d+))?$")
 def parse_spec(text: str) -> QuantSpec:
     """Parse a spec string; raise QuailError with a one-line message on anything malformed."""
     spec = text.strip().lower()
+    if "+" in spec:
+        return _parse_with_embeddings(spec, text)
     if spec in ("fp", "fp32", "fp16", "bf16", "none"):
         return QuantSpec(method="fp")
     match = _CODEBOOK.match(spec)
@@ -135,6 +147,27 @@ def parse_spec(text: str) -> QuantSpec:
         granularity = "channel" if bits == 8 else "group"
         group = None if bits == 8 else DEFAULT_GROUP_SIZE
     return QuantSpec("rtn", bits, granularity, group, symmetric)
+
+
+def _parse_with_embeddings(spec: str, text: str) -> QuantSpec:
+    base, sep, embeddings = spec.partition("+emb-")
+    if not sep or "+" in base or "+" in embeddings:
+        raise QuailError(
+            f"unknown quantization spec {text!r}: '+' only adds the embeddings' spec, as in "
+            "rtn-int4-g32-asym+emb-rtn-int8-g32"
+        )
+    outer, inner = parse_spec(base), parse_spec(embeddings)
+    if outer.is_fp:
+        raise QuailError(
+            f"spec {text!r} quantizes the embeddings only: quantize the linear layers too, as "
+            "in int4+emb-int8"
+        )
+    if inner.is_fp or inner.backend is not None:
+        raise QuailError(
+            f"the embeddings' spec in {text!r} must be a reference spec such as int8 or "
+            "rtn-int8-g32 (backends leave embeddings alone)"
+        )
+    return replace(outer, embeddings=inner)
 
 
 def _parse_backend(spec: str, text: str) -> QuantSpec:

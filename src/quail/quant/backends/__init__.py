@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from quail.errors import QuailError
-from quail.quant.model import quantizable_modules, quantize_model
+from quail.quant.model import quantizable_modules, quantize_embeddings, quantize_model
 from quail.quant.spec import QuantSpec
 from quail.quant.tensor import QuantizedTensor, quantize_tensor
 
@@ -115,7 +115,13 @@ def load_quantized(
         source = load_model(source)
     if spec.backend is None:
         return quantize_model(source, spec, include_lm_head=include_lm_head)
+    if spec.backend in MODEL_LEVEL and spec.embeddings is not None:
+        raise QuailError(
+            f"{spec.name}: {spec.backend} specs do not take an '+emb-' part yet; use a "
+            "per-layer backend or a reference spec for the linear layers"
+        )
     module = adapter(spec)
+    include_lm_head = include_lm_head and spec.embeddings is None  # else under `+emb-`, below
     _check_groups(source, spec, include_lm_head)
     if spec.backend in MODEL_LEVEL:
         return module.load_model(source, spec, calibration, tokenizer, include_lm_head)
@@ -128,6 +134,8 @@ def load_quantized(
         if weight is not None:
             layer = DequantizedLinear(weight, layer.bias)
         setattr(model.get_submodule(parent_name), child, layer)
+    if spec.embeddings is not None:
+        quantize_embeddings(model, spec.embeddings)
     return model.eval()
 
 
