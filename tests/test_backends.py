@@ -243,8 +243,6 @@ def test_a_backend_spec_with_an_emb_part_quantizes_the_embeddings_too():
         weight = model.get_submodule(name).weight
         expected = quantize_tensor(weight, int8).dequantize()
         assert torch.equal(native.get_submodule(name).weight, expected), name
-    with pytest.raises(QuailError, match="do not take an '\\+emb-' part"):
-        load_quantized(model, parse_spec("gptq-int4-g32+emb-int8"))
 
 
 @pytest.mark.parametrize("text", ["hqq-int4-g32", "quanto-int4-g32", "quanto-int8", "bnb-nf4"])

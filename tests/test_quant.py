@@ -60,6 +60,7 @@ def test_spec_grammar(text, name):
         ("int4+emb-bnb-int8", "must be a reference spec"),
         ("int4+emb-fp", "must be a reference spec"),
         ("int4+emb-int9", "bits out of range"),
+        ("gptq-int4+emb-int8", "gptq specs do not take an '\\+emb-' part"),
     ],
 )
 def test_bad_specs_give_one_line_errors(text, problem):

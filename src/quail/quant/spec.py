@@ -162,6 +162,11 @@ def _parse_with_embeddings(spec: str, text: str) -> QuantSpec:
             f"spec {text!r} quantizes the embeddings only: quantize the linear layers too, as "
             "in int4+emb-int8"
         )
+    if outer.backend in ("gptq", "awq"):
+        raise QuailError(
+            f"spec {text!r}: {outer.backend} specs do not take an '+emb-' part yet; use a "
+            "per-layer backend or a reference spec for the linear layers"
+        )
     if inner.is_fp or inner.backend is not None:
         raise QuailError(
             f"the embeddings' spec in {text!r} must be a reference spec such as int8 or "

@@ -115,11 +115,6 @@ def load_quantized(
         source = load_model(source)
     if spec.backend is None:
         return quantize_model(source, spec, include_lm_head=include_lm_head)
-    if spec.backend in MODEL_LEVEL and spec.embeddings is not None:
-        raise QuailError(
-            f"{spec.name}: {spec.backend} specs do not take an '+emb-' part yet; use a "
-            "per-layer backend or a reference spec for the linear layers"
-        )
     module = adapter(spec)
     include_lm_head = include_lm_head and spec.embeddings is None  # else under `+emb-`, below
     _check_groups(source, spec, include_lm_head)
