@@ -22,11 +22,12 @@ CONFIG = """
 name: toy
 data: {data}
 base: {base}
-specs: [fp, int4-g16]
+specs: [fp, int4-g16+emb-int8]  # an +emb- spec: cells, plots and tables named by it
 eval_limit: 4
 unlearn: {{steps: 2, lr: 1.0e-3, batch_size: 2, progress: false}}
 methods: [ga_gdr, {{name: quail-m1, method: quail, overrides: {{margin: 1.0}}}}]
 """
+SPEC = "rtn-int4-g16-sym+emb-rtn-int8-channel-sym"
 
 
 @pytest.fixture(scope="module")
@@ -65,30 +66,32 @@ def test_every_file_is_written_with_the_documented_schema(study):
         assert (out / name).is_file(), name
     results = json.loads((out / "results.json").read_text())
     assert results["schema_version"] == 1
-    assert results["specs"] == ["fp", "rtn-int4-g16-sym"]
+    assert results["specs"] == ["fp", SPEC]
     assert results["headline_metric"] == "knowmem_forget"
     assert set(results["methods"]) == {"ga_gdr", "quail-m1"}
     for metrics in [results["original"]["metrics"]] + [
         m["metrics"] for m in results["methods"].values()
     ]:
-        assert set(metrics) == {"fp", "rtn-int4-g16-sym"}
+        assert set(metrics) == {"fp", SPEC}
         for scores in metrics.values():
             assert 0 <= scores["knowmem_forget"] <= 100 and 0 <= scores["em_retain"] <= 1
             assert scores["ppl_retain"] > 1
     method = results["methods"]["quail-m1"]
-    recovery = method["recovery"]["rtn-int4-g16-sym"]["knowmem_forget"]
+    recovery = method["recovery"][SPEC]["knowmem_forget"]
     assert set(recovery) == {"value", "reason"}
-    summary = method["analysis"]["rtn-int4-g16-sym"]["summary"]
+    summary = method["analysis"][SPEC]["summary"]
     assert 0 <= summary["bucket_overlap"] <= 1 and summary["bucket_overlap"] < 1.0
+    layers = {layer["name"]: layer["spec"] for layer in method["analysis"][SPEC]["layers"]}
+    assert layers["model.embed_tokens"] == layers["lm_head"] == "rtn-int8-channel-sym"
     assert method["unlearn"]["config"]["margin"] == 1.0
     plots = sorted(p.name for p in (out / "plots").iterdir())
     assert plots == [
-        "change_histogram_rtn-int4-g16-sym.png",
+        f"change_histogram_{SPEC}.png",
         "forget_by_precision.png",
-        "layer_overlap_rtn-int4-g16-sym.png",
+        f"layer_overlap_{SPEC}.png",
     ]
     table = (out / "results.md").read_text()
-    assert "| quail-m1 | rtn-int4-g16-sym |" in table and "Bucket overlap" in table
+    assert f"| quail-m1 | {SPEC} |" in table and "Bucket overlap" in table
     assert "quail-m1" in printed  # the table is printed at the end
 
 

@@ -8,7 +8,7 @@ layout; bitsandbytes' double quantization, for one, offsets absmax by the tensor
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -56,7 +56,7 @@ def analyze(
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     if spec.is_fp:
         raise QuailError("spec 'fp' means no quantization: analyse under a spec such as int4")
-    linear_spec = replace(spec, embeddings=None)
+    linear_spec = spec.linear
     specs = {}  # layers under another spec: the embeddings of an `+emb-` spec
     if spec.embeddings is not None:
         plain = open_weights(original, False, False).shapes

@@ -65,10 +65,15 @@ class QuantSpec:
         return self.method == "fp"
 
     @property
+    def linear(self) -> "QuantSpec":
+        """The spec of the linear layers: this one without its `+emb-` part."""
+        return replace(self, embeddings=None)
+
+    @property
     def name(self) -> str:
         """The canonical spelling, which `parse_spec` maps back to this spec."""
         if self.embeddings is not None:
-            return f"{replace(self, embeddings=None).name}+emb-{self.embeddings.name}"
+            return f"{self.linear.name}+emb-{self.embeddings.name}"
         if self.is_fp:
             return "fp"
         if self.backend is not None:

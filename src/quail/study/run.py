@@ -24,6 +24,7 @@ from accelerate.utils import parse_flag_from_env
 from quail.environment import environment
 from quail.errors import QuailError
 from quail.io import atomic_write_json
+from quail.quant import parse_spec
 from quail.study.config import StudyConfig
 
 SCHEMA_VERSION = 1
@@ -243,7 +244,9 @@ def _unlearned(config: StudyConfig, run, base_dir: Path, data_dir: Path, cell: P
 
     load = load_unlearning_sets if config.task == "knowledge" else load_claim_sets
     forget, retain = load(data_dir)
-    target = {"quant": config.analysis_specs[0]} if config.analysis_specs else {}
+    target = {}  # the linear layers' grid of the first analysis spec: what unlearning aims at
+    if config.analysis_specs:
+        target = {"quant": parse_spec(config.analysis_specs[0]).linear.name}
     settings = {**target, **config.unlearn, **run.overrides, "method": run.method}
     log(f"unlearning with {run.name} ({run.method})")
     cell.mkdir(parents=True, exist_ok=True)
