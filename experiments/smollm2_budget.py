@@ -7,12 +7,14 @@ already unlearned. Each model is evaluated at fp, int8, on the file's grid (its 
 Q4_1) and in the file's whole format (plus its tied embedding in Q8_0): KnowMem on forget and
 retain probes, held-out perplexity. It is analysed on the grid (bucket overlap, weights moved
 half a step, update survival) and its embedding under Q8_0. One line per model and precision.
-Methods aimed at a grid (QUAIL, STE) aim at the file's.
+Methods aimed at a grid (QUAIL, STE) aim at the file's grid, or at `--set quant=SPEC`.
 
     quail run configs/smollm2-real-knowledge.yaml --out smollm2-real   # builds smollm2-real/data
     nice python experiments/smollm2_budget.py smollm2-real/data OUT 1e-4 3e-4 1e-3
     nice python experiments/smollm2_budget.py smollm2-real/data OUT 3e-4 1e-3 \
         --methods sure_ga_gdr --set sure_percentile=99
+    nice python experiments/smollm2_budget.py smollm2-real/data OUT 1e-4 --methods quail \
+        --set quant=rtn-int4-g32-asym+emb-rtn-int8-g32
     nice python experiments/smollm2_budget.py smollm2-real/data --folders OUT/*
 """
 
@@ -29,7 +31,7 @@ GRID = "rtn-int4-g32-asym"  # Q4_1: the grid the file's linear layers sit on
 FILE = GRID + "+emb-rtn-int8-g32"  # the whole file: its tied embedding is Q8_0
 SPECS = ("fp", "int8", GRID, FILE)
 SHOWN = ("knowmem_forget", "knowmem_retain", "ppl_general")
-AIMED = ("quail", "quail_npo", "ste_ga_gdr")  # methods that take the grid as `quant`
+AIMED = ("quail", "quail_npo", "sure_quail", "ste_ga_gdr")  # they aim at the grid (`quant`)
 
 
 def measure(name: str, original: str, folder: str, data: str, limit: int) -> None:

@@ -147,7 +147,6 @@ def test_divergence_on_nan_without_checkpoints(monkeypatch):
         ({"quant": "int42"}, "int42"),
         ({"method": "sure_ga_gdr", "lora_r": 4}, "lora_r > 0 cannot be combined"),
         ({"method": "quail", "quant": "int4", "lora_r": 4}, "set hinge_on=fp or lora_r=0"),
-        ({"method": "quail", "quant": "int4+emb-int8"}, "drop the '\\+emb-' part"),
     ],
 )
 def test_bad_configs_give_one_line_errors(values, match):

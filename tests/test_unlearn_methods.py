@@ -6,11 +6,13 @@ import pytest
 import torch
 
 import unlearn_tiny as tiny
-from quail.data.batches import collate, encode
-from quail.quant import parse_spec, quantize_model
+from quail.data.batches import Batch, collate, encode
+from quail.quant import parse_spec, quantize_model, quantize_tensor, quantized_modules
 from quail.unlearn import METHODS, unlearn
-from quail.unlearn.forward import forward
+from quail.unlearn.forward import forward, quantized_weights, ste_weights
 from quail.unlearn.losses import nll
+from quail.unlearn.reference import rounding_noise_copy
+from tiny import tiny_llama
 
 QUANT = "rtn-int4-g16"
 
@@ -101,19 +103,40 @@ def test_sure_masked_rows_do_not_move_even_with_weight_decay():
     assert 0 < moved_rows < 0.25 * total_rows + 1
 
 
-def test_ste_loss_is_the_quantized_models_loss():
+@pytest.mark.parametrize("spec", [QUANT, QUANT + "+emb-int8"])
+def test_ste_loss_is_the_quantized_models_loss(spec):
     model = tiny.trained_model()
-    quantized = quantize_model(model, parse_spec(QUANT))
     forget, _ = tiny.split()
     tok = tiny.tokenizer()
-    encoded = encode(forget, tok, 256, "forget")
-    # one micro-batch of all four forget examples, in whatever order: the mean NLL is the same
-    with torch.no_grad():
-        out = forward(quantized, collate(encoded, [0, 1, 2, 3], tok.pad_token_id))
-        expected = -nll(out.logits, out.targets).item()
-    result = run("ste_ga_gdr", steps=3, quant=QUANT, model=model)
+    batch = collate(encode(forget, tok, 256, "forget"), [0, 1, 2, 3], tok.pad_token_id)
+
+    def quantized_nll(name):  # one micro-batch of the four forget examples, in any order
+        with torch.no_grad():
+            out = forward(quantize_model(model, parse_spec(name)), batch)
+            return -nll(out.logits, out.targets).item()
+
+    expected = quantized_nll(spec)
+    assert spec == QUANT or expected != pytest.approx(quantized_nll(QUANT), rel=1e-3)
+    result = run("ste_ga_gdr", steps=3, quant=spec, model=model)
     assert result.curves[0]["forget"] == pytest.approx(expected, rel=1e-4)
     assert result.curves[-1]["forget"] < result.curves[0]["forget"]
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_straight_through_weights_compute_as_the_quantized_model(tied):
+    """With an `+emb-` spec the embeddings and lm_head are replaced too, a tied one once."""
+    model = tiny_llama(tie_word_embeddings=tied)
+    spec = parse_spec("int4-g16+emb-int8")
+    parts = quantized_weights(model, model, spec)
+    assert parts.pop("model.embed_tokens.weight") == spec.embeddings
+    assert parts.pop("lm_head.weight", None) == (None if tied else spec.embeddings)
+    assert set(parts.values()) == {spec.linear} and len(parts) == 14  # 7 linears x 2 layers
+    ids = torch.randint(0, 128, (2, 12))
+    batch = Batch(ids, torch.ones_like(ids), ids, torch.arange(2))
+    expected = forward(quantize_model(model, spec), batch).logits
+    got = forward(model, batch, weights=ste_weights(model, quantized_weights(model, model, spec)))
+    assert torch.allclose(got.logits, expected, atol=1e-5)
+    assert not torch.allclose(forward(model, batch).logits, expected, atol=1e-3)
 
 
 def test_every_registered_method_runs():
@@ -168,3 +191,21 @@ def test_margin_from_quantize_is_zero_on_grid_weights_and_noise_is_not():
     assert quantize.margins.perturbation == pytest.approx(0.0, abs=1e-6)
     noise = run("quail", steps=1, margin_from="noise", **calibrated)
     assert noise.margins.perturbation > 0.01
+
+
+@pytest.mark.parametrize("spec", ["int4-g16", "int4-g16+emb-int8"])
+def test_rounding_noise_moves_each_quantized_weight_within_half_its_step(spec):
+    """The calibrated margin's θ0': every weight the spec quantizes (the embeddings too under
+    `+emb-`) moved by noise within ±Δ/2 of its own grid, nothing else moved."""
+    model, parsed = tiny.trained_model(), parse_spec(spec)
+    noisy = rounding_noise_copy(model, parsed, seed=0)
+    parts = {name + ".weight": part for name, _, part in quantized_modules(model, parsed)}
+    assert ("model.embed_tokens.weight" in parts) == (parsed.embeddings is not None)
+    for name, before in model.state_dict().items():
+        after = noisy.state_dict()[name]
+        if name not in parts:
+            assert torch.equal(before, after), name
+            continue
+        half_step = quantize_tensor(before.float(), parts[name]).step() / 2
+        moved = (after - before).abs()
+        assert (moved <= half_step * (1 + 1e-5)).all() and (moved > 0).float().mean() > 0.99, name

@@ -2,7 +2,12 @@
 to real backends (bitsandbytes, optimum-quanto, HQQ, compressed-tensors)."""
 
 from quail.quant.backends import backend_codes, load_quantized
-from quail.quant.model import quantizable_linears, quantizable_modules, quantize_model
+from quail.quant.model import (
+    quantizable_linears,
+    quantizable_modules,
+    quantize_model,
+    quantized_modules,
+)
 from quail.quant.spec import QuantSpec, parse_spec
 from quail.quant.tensor import QuantizedTensor, fake_quantize, quantize_tensor
 
@@ -16,5 +21,6 @@ __all__ = [
     "quantizable_linears",
     "quantizable_modules",
     "quantize_model",
+    "quantized_modules",
     "quantize_tensor",
 ]

@@ -41,6 +41,28 @@ def quantizable_linears(model: nn.Module, include_lm_head: bool = False):
     return quantizable_modules(model, include_lm_head=include_lm_head)
 
 
+def quantized_modules(
+    model: nn.Module,
+    spec: QuantSpec,
+    include_lm_head: bool = False,
+    include_embeddings: bool = False,
+) -> list[tuple[str, nn.Module, QuantSpec]]:
+    """(name, module, the spec its weight is quantized under) for every weight `quantize_model`
+    changes: an `+emb-` part's embeddings and lm_head under that part first, then the layers
+    under the linear part; a weight shared by several modules (tied embeddings) once."""
+    if spec.is_fp:
+        return []
+    parts = [(embedding_modules(model), spec.embeddings)] if spec.embeddings is not None else []
+    parts.append((quantizable_modules(model, include_lm_head, include_embeddings), spec.linear))
+    chosen, done = [], set()
+    for modules, part in parts:
+        for name, module in modules:
+            if id(module.weight) not in done:
+                chosen.append((name, module, part))
+                done.add(id(module.weight))
+    return chosen
+
+
 @torch.no_grad()
 def quantize_model(
     model: nn.Module,
@@ -50,31 +72,20 @@ def quantize_model(
 ) -> nn.Module:
     """Return a fake-quantized deep copy; the input model is left untouched.
 
-    A weight shared by several modules (tied embeddings) is quantized once, so including
-    either the embeddings or the lm_head of a tied model quantizes both. A spec with an `+emb-`
-    part quantizes the embeddings and the lm_head under that part, whatever the flags say.
+    Including either the embeddings or the lm_head of a tied model quantizes both. A spec with
+    an `+emb-` part quantizes the embeddings and the lm_head under that part, whatever the flags
+    say.
     """
     quantized = copy.deepcopy(model)
-    if spec.is_fp:
-        return quantized
-    done = set()
-    if spec.embeddings is not None:
-        _fake_quantize(embedding_modules(quantized), spec.embeddings, done)
-    _fake_quantize(quantizable_modules(quantized, include_lm_head, include_embeddings), spec, done)
+    for _, module, part in quantized_modules(quantized, spec, include_lm_head, include_embeddings):
+        module.weight.copy_(fake_quantize(module.weight, part))
     return quantized
 
 
 @torch.no_grad()
 def quantize_embeddings(model: nn.Module, spec: QuantSpec) -> None:
-    """Fake-quantize the embeddings and the lm_head in place (a backend model's, whose layers
-    the backend quantized)."""
-    _fake_quantize(embedding_modules(model), spec, set())
-
-
-def _fake_quantize(modules, spec: QuantSpec, done: set) -> None:
-    """Replace each module's weight by its dequantized value, skipping weights in `done` (tied
-    ones, or ones quantized under another spec) and adding the rest to it."""
-    for _, module in modules:
-        if id(module.weight) not in done:
-            module.weight.copy_(fake_quantize(module.weight, spec))
-            done.add(id(module.weight))
+    """Fake-quantize the embeddings and the lm_head in place under `spec` (a backend model's,
+    whose layers the backend quantized); a tied weight once."""
+    weights = {id(m.weight): m.weight for _, m in embedding_modules(model)}
+    for weight in weights.values():
+        weight.copy_(fake_quantize(weight, spec))

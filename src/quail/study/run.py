@@ -244,7 +244,9 @@ def _unlearned(config: StudyConfig, run, base_dir: Path, data_dir: Path, cell: P
 
     load = load_unlearning_sets if config.task == "knowledge" else load_claim_sets
     forget, retain = load(data_dir)
-    target = {}  # the linear layers' grid of the first analysis spec: what unlearning aims at
+    # unlearning aims at the first analysis spec's linear layers unless `unlearn` names a `quant`
+    # (aiming at an `+emb-` part as well changed nothing measurable: docs/METHODS.md)
+    target = {}
     if config.analysis_specs:
         target = {"quant": parse_spec(config.analysis_specs[0]).linear.name}
     settings = {**target, **config.unlearn, **run.overrides, "method": run.method}

@@ -164,11 +164,6 @@ def validate(config: UnlearnConfig) -> None:
     method = METHODS[config.method]
     spec = parse_spec(config.quant) if config.quant is not None else None
     quantized = spec is not None and not spec.is_fp
-    if spec is not None and spec.embeddings is not None:
-        raise QuailError(
-            f"quant={config.quant}: unlearning aims at the linear layers' grid; drop the "
-            "'+emb-' part (it is for evaluation, analysis and quail quantize)"
-        )
     if method.ste and not quantized:
         raise QuailError(
             f"method '{config.method}' trains through the quantized model: pass --quant SPEC"

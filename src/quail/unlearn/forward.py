@@ -8,7 +8,7 @@ from torch import nn
 from torch.func import functional_call
 
 from quail.data.batches import IGNORE, Batch
-from quail.quant import QuantSpec, fake_quantize, quantizable_linears
+from quail.quant import QuantSpec, fake_quantize, quantized_modules
 
 
 @dataclass
@@ -44,10 +44,12 @@ def forward(
     )
 
 
-def quantized_weight_names(model: nn.Module, unwrapped: nn.Module) -> list[str]:
-    """Names, as `model` (possibly DDP-wrapped) spells them, of the weights a spec quantizes."""
-    ids = {id(m.weight) for _, m in quantizable_linears(unwrapped)}
-    return [name for name, p in model.named_parameters() if id(p) in ids]
+def quantized_weights(model: nn.Module, unwrapped: nn.Module, spec: QuantSpec) -> dict:
+    """{name, as `model` (possibly DDP-wrapped) spells it: the spec its weight is quantized
+    under} for the weights `quantize_model` changes; a tied embedding is named once, and
+    `functional_call` replaces it everywhere it is used."""
+    parts = {id(m.weight): part for _, m, part in quantized_modules(unwrapped, spec)}
+    return {name: parts[id(p)] for name, p in model.named_parameters() if id(p) in parts}
 
 
 def straight_through(weight: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
@@ -56,7 +58,7 @@ def straight_through(weight: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
     return weight + (quantized - weight).detach()
 
 
-def ste_weights(model: nn.Module, names: list[str], spec: QuantSpec) -> dict[str, torch.Tensor]:
+def ste_weights(model: nn.Module, parts: dict[str, QuantSpec]) -> dict[str, torch.Tensor]:
     """Straight-through fake-quantized replacements for the named weights of `model`."""
     params = dict(model.named_parameters())
-    return {name: straight_through(params[name], spec) for name in names}
+    return {name: straight_through(params[name], spec) for name, spec in parts.items()}

@@ -25,7 +25,7 @@ from quail.errors import QuailError
 from quail.quant import parse_spec, quantize_model
 from quail.unlearn import checkpoint
 from quail.unlearn.config import UnlearnConfig
-from quail.unlearn.forward import forward, quantized_weight_names, ste_weights
+from quail.unlearn.forward import forward, quantized_weights, ste_weights
 from quail.unlearn.losses import nll
 from quail.unlearn.methods import METHODS, Step
 from quail.unlearn.reference import (
@@ -112,15 +112,13 @@ def train(
     row_mask = RowMask(model, mask, config.weight_decay) if mask else None
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
-    quant_names = quantized_weight_names(model, accelerator.unwrap_model(model)) if spec else []
+    quantized = quantized_weights(model, accelerator.unwrap_model(model), spec) if spec else {}
 
     def run(batch, hidden):
-        return forward(
-            model, batch, hidden, ste_weights(model, quant_names, spec) if method.ste else None
-        )
+        return forward(model, batch, hidden, ste_weights(model, quantized) if method.ste else None)
 
     def run_quant(batch, hidden):
-        return forward(model, batch, hidden, ste_weights(model, quant_names, spec))
+        return forward(model, batch, hidden, ste_weights(model, quantized))
 
     start, curves, last_good, spent = 0, [], None, 0.0
     if resume:

@@ -144,5 +144,6 @@ METHODS: dict[str, Method] = {
     "quail": Method(quail, retain=True, hinge=True),
     "quail_npo": Method(quail_npo, retain=True, npo=True, hinge=True),
     "sure_ga_gdr": Method(ga_gdr, retain=True, sure=True),
+    "sure_quail": Method(quail, retain=True, hinge=True, sure=True),
     "ste_ga_gdr": Method(ga_gdr, retain=True, ste=True),
 }

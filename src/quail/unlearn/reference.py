@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from quail.data.batches import Batch, Encoded, chunks, collate
-from quail.quant import QuantSpec, quantizable_linears, quantize_tensor
+from quail.quant import QuantSpec, quantize_tensor, quantized_modules
 from quail.unlearn.forward import Outputs
 from quail.unlearn.losses import distance, target_logprob
 
@@ -232,9 +232,9 @@ def rounding_noise_copy(model: torch.nn.Module, spec: QuantSpec, seed: int) -> t
     """
     noisy = frozen_copy(model)
     gen = torch.Generator().manual_seed(seed)
-    for _, module in quantizable_linears(noisy):
+    for _, module, part in quantized_modules(noisy, spec):
         weight = module.weight
-        step = quantize_tensor(weight.detach().float(), spec).step()
+        step = quantize_tensor(weight.detach().float(), part).step()
         noise = torch.rand(weight.shape, generator=gen).to(step.device) - 0.5
         weight.add_((step * noise).to(weight.dtype))
     return noisy
