@@ -16,6 +16,8 @@ Methods aimed at a grid (QUAIL, STE) aim at the file's grid, or at `--set quant=
     nice python experiments/smollm2_budget.py smollm2-real/data OUT 1e-4 --methods quail \
         --set quant=rtn-int4-g32-asym+emb-rtn-int8-g32
     nice python experiments/smollm2_budget.py smollm2-real/data --folders OUT/*
+    nice python experiments/smollm2_budget.py smollm2-study/data OUT 1e-3 \
+        --original smollm2-study/original --methods sure_quail --set sure_percentile=99 alpha=10
 """
 
 import argparse
@@ -63,9 +65,10 @@ def main() -> None:
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="settings")
     parser.add_argument("--folders", nargs="+", default=[], help="measure these models only")
     parser.add_argument("--limit", type=int, default=24, help="probes per set, as the config")
-    parser.add_argument("--skip-original", action="store_true", help="do not evaluate SmolLM2")
+    parser.add_argument("--skip-original", action="store_true", help="do not evaluate it")
+    parser.add_argument("--original", help="the model to unlearn (default: SmolLM2 as shipped)")
     args = parser.parse_args()
-    original = str(get_model("smollm2-135m"))
+    original = args.original or str(get_model("smollm2-135m"))
     if not args.skip_original:
         measure("original", original, original, args.data, args.limit)
     for folder in args.folders:

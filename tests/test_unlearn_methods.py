@@ -91,9 +91,10 @@ def test_quail_fixed_margin_and_quantized_hinge_with_layer_margins_run():
     assert all(math.isfinite(c["loss"]) for c in quant.curves)
 
 
-def test_sure_masked_rows_do_not_move_even_with_weight_decay():
+@pytest.mark.parametrize("method", ["sure_ga_gdr", "sure_quail"])
+def test_sure_masked_rows_do_not_move_even_with_weight_decay(method):
     original = tiny.trained_model()
-    result = run("sure_ga_gdr", steps=5, weight_decay=0.1, sure_percentile=75)
+    result = run(method, steps=5, weight_decay=0.1, sure_percentile=75, quant=QUANT)
     moved_rows = total_rows = 0
     for (name, p0), p1 in zip(original.named_parameters(), result.model.parameters(), strict=True):
         changed = (p1.detach() != p0.detach()).reshape(p0.shape[0], -1).any(dim=1)

@@ -2,12 +2,7 @@
 to real backends (bitsandbytes, optimum-quanto, HQQ, compressed-tensors)."""
 
 from quail.quant.backends import backend_codes, load_quantized
-from quail.quant.model import (
-    quantizable_linears,
-    quantizable_modules,
-    quantize_model,
-    quantized_modules,
-)
+from quail.quant.model import quantizable_modules, quantize_model, quantized_modules
 from quail.quant.spec import QuantSpec, parse_spec
 from quail.quant.tensor import QuantizedTensor, fake_quantize, quantize_tensor
 
@@ -18,7 +13,6 @@ __all__ = [
     "fake_quantize",
     "load_quantized",
     "parse_spec",
-    "quantizable_linears",
     "quantizable_modules",
     "quantize_model",
     "quantized_modules",

@@ -36,11 +36,6 @@ def embedding_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in quantizable_modules(model, True, True) if n not in plain]
 
 
-def quantizable_linears(model: nn.Module, include_lm_head: bool = False):
-    """The nn.Linear layers a spec quantizes (embeddings excluded)."""
-    return quantizable_modules(model, include_lm_head=include_lm_head)
-
-
 def quantized_modules(
     model: nn.Module,
     spec: QuantSpec,
