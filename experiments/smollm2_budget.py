@@ -38,7 +38,8 @@ AIMED = ("quail", "quail_npo", "sure_quail", "ste_ga_gdr")  # they aim at the gr
 
 def measure(name: str, original: str, folder: str, data: str, limit: int) -> None:
     for spec, figures in evaluate(folder, data, specs=SPECS, limit=limit).items():
-        print(name, spec, {key: round(figures[key], 2) for key in SHOWN}, flush=True)
+        shown = {key: round(figures[key], 2) for key in SHOWN if key in figures}
+        print(name, spec, shown, flush=True)
     if folder == original:
         return
     summary = analyze(original, folder, GRID).summary
