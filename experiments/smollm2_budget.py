@@ -16,7 +16,7 @@ Methods aimed at a grid (QUAIL, STE) aim at the file's grid, or at `--set quant=
     nice python experiments/smollm2_budget.py smollm2-real/data OUT 1e-4 --methods quail \
         --set quant=rtn-int4-g32-asym+emb-rtn-int8-g32
     nice python experiments/smollm2_budget.py smollm2-real/data --folders OUT/*
-    nice python experiments/smollm2_budget.py smollm2-study/data OUT 1e-3 \
+    nice python experiments/smollm2_budget.py smollm2-study/data OUT 1e-3 --limit 16 \
         --original smollm2-study/original --methods sure_quail --set sure_percentile=99 alpha=10
 """
 
