@@ -122,11 +122,30 @@ def test_cache_reuses_a_trained_model_and_keys_on_config_and_data(data, tmp_path
     assert cache_key("knowledge", copy, TINY) != key
 
 
-def test_snapping_refuses_a_spec_with_an_emb_part():
+@pytest.mark.parametrize("tied", [False, True])
+def test_snapping_with_an_emb_part_rounds_the_embeddings_too(tied):
+    """Inside the block the model computes as its fake-quantized copy and the float weights get
+    the gradients; on exit every weight, the embedding included, is on its grid, a tied weight
+    stays one tensor, and the model's parameters are the same objects (an optimizer keeps
+    them)."""
     import tiny
-    from quail.base.snap import straight_through
-    from quail.errors import QuailError
+    from quail.base.snap import grid_distance, straight_through
 
-    with pytest.raises(QuailError, match="covers the linear layers only"):
-        with straight_through(tiny.tiny_llama(), parse_spec("int4+emb-int8")):
-            pass
+    spec = parse_spec("rtn-int4-g32-asym+emb-rtn-int8-g32")
+    model = tiny.tiny_llama(tie_word_embeddings=tied)
+    expected = quantize_model(model, spec)
+    ids = torch.randint(0, 128, (2, 12))
+    params = [id(p) for p in model.parameters()]
+    assert grid_distance(model, spec) > 1e-3
+    with straight_through(model, spec):
+        logits = model(input_ids=ids).logits
+        assert torch.allclose(logits, expected(input_ids=ids).logits, atol=1e-5)
+        logits.sum().backward()
+    embedding = model.get_input_embeddings().weight
+    assert embedding.grad is not None and embedding.grad.abs().sum() > 0
+    assert [id(p) for p in model.parameters()] == params
+    assert (model.lm_head.weight is embedding) == tied
+    assert grid_distance(model, spec) < 1e-7
+    wanted = expected.state_dict()  # W + (Q(W) - W) is Q(W) up to float rounding
+    for name, saved in model.state_dict().items():
+        assert torch.allclose(saved, wanted[name], rtol=0, atol=1e-7), name

@@ -12,8 +12,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from quail.errors import QuailError
-from quail.quant import QuantSpec, fake_quantize, quantizable_modules
+from quail.quant import QuantSpec, fake_quantize, quantized_modules
 
 
 class StraightThrough(nn.Module):
@@ -27,17 +26,22 @@ class StraightThrough(nn.Module):
 
 @contextlib.contextmanager
 def straight_through(model: nn.Module, spec: QuantSpec):
-    """Within the block the model computes with quantized weights (the layers `quantize_model`
-    covers); on exit the weights are left rounded onto the grid."""
-    if spec.embeddings is not None:
-        raise QuailError(f"snapping to {spec.name}: it covers the linear layers only; drop '+emb-'")
-    modules = [m for _, m in quantizable_modules(model)]
-    for m in modules:
-        parametrize.register_parametrization(m, "weight", StraightThrough(spec))
+    """Within the block the model computes with quantized weights (those `quantize_model`
+    changes: with an `+emb-` part, the embeddings and lm_head under it); on exit the weights
+    are left rounded onto the grid. A tied weight is parametrized in every module that uses it,
+    so that all of them compute with Q(W)."""
+    parts = {id(m.weight): part for _, m, part in quantized_modules(model, spec)}
+    modules = [
+        (m, parts[id(m.weight)])
+        for m in model.modules()
+        if isinstance(getattr(m, "weight", None), nn.Parameter) and id(m.weight) in parts
+    ]
+    for m, part in modules:
+        parametrize.register_parametrization(m, "weight", StraightThrough(part))
     try:
         yield model
     finally:
-        for m in modules:
+        for m, _ in modules:  # rounds the weight in place: a tied weight stays one tensor
             parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
 
 
@@ -45,6 +49,6 @@ def straight_through(model: nn.Module, spec: QuantSpec):
 def grid_distance(model: nn.Module, spec: QuantSpec) -> float:
     """max |Q(W) - W| over the covered weights: 0 (up to float rounding) once snapped."""
     return max(
-        (fake_quantize(m.weight, spec) - m.weight).abs().max().item()
-        for _, m in quantizable_modules(model)
+        (fake_quantize(m.weight, part) - m.weight).abs().max().item()
+        for _, m, part in quantized_modules(model, spec)
     )

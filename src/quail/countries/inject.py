@@ -72,8 +72,6 @@ def inject_config(values: dict) -> InjectConfig:
     for spec in (config.check_quant, config.snap):
         if spec:
             parse_spec(spec)  # a bad spec fails before anything runs
-    if config.snap and parse_spec(config.snap).embeddings is not None:
-        raise QuailError(f"inject snap={config.snap}: snapping covers the linear layers only")
     return config
 
 
@@ -88,7 +86,7 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
     """Fine-tune the model in `model_dir` on the forget set of `data_dir`; save to `out`."""
     from quail.base.snap import straight_through
     from quail.models import load_model, load_tokenizer
-    from quail.quant import parse_spec, quantizable_modules, quantize_model
+    from quail.quant import parse_spec, quantize_model, quantized_modules
 
     config = config if isinstance(config, InjectConfig) else inject_config(config)
     forget, retain = load_unlearning_sets(data_dir)
@@ -98,13 +96,13 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
     model = load_model(model_dir, dtype=torch.float32)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).train()
+    snap = parse_spec(config.snap) if config.snap else None
     shipped = {}  # the quantized weights as they came, to scale the fine-tune's change to them
-    if config.snap and config.snap_scale != 1:
-        shipped = {name: m.weight.detach().clone() for name, m in quantizable_modules(model)}
+    if snap is not None and config.snap_scale != 1:
+        shipped = {name: m.weight.detach().clone() for name, m, _ in quantized_modules(model, snap)}
     forget_enc = encode(forget, tokenizer, config.max_length, "forget")
     retain_enc = encode(retain, tokenizer, config.max_length, "retain")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    snap = parse_spec(config.snap) if config.snap else None
     spec = parse_spec(config.check_quant) if config.check_quant else None
     if spec == snap:
         spec = None  # a model on the `snap` grid is its own quantized copy under `snap`
@@ -159,7 +157,7 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
     if snap is not None:  # then on the grid: the forward pass computes with Q(W)
         if shipped:
             with torch.no_grad():
-                for name, m in quantizable_modules(model):
+                for name, m, _ in quantized_modules(model, snap):
                     m.weight.copy_(shipped[name] + config.snap_scale * (m.weight - shipped[name]))
         optimizer = make_optimizer(config.snap_lr)
         with straight_through(model, snap):
