@@ -204,26 +204,33 @@ def test_with_snap_the_fine_tune_runs_all_its_steps(tiny_model, all_known, tmp_p
     assert [c["step"] for c in snapped["checks"] if c.get("phase") == "fine-tune"] == [1, 2, 3]
 
 
-def test_snap_scale_scales_the_fine_tunes_change_before_rounding(tiny_model, all_known, tmp_path):
+@pytest.mark.parametrize("snap", ["rtn-int4-g32-asym", "rtn-int4-g32-asym+emb-rtn-int8-g32"])
+def test_snap_scale_scales_the_fine_tunes_change_before_rounding(
+    tiny_model, all_known, tmp_path, snap
+):
     """With no straight-through steps, the saved model is Q(W0 + k·(W_fine-tuned − W0)) on the
-    quantized layers: the fine-tune's change scaled by `snap_scale`, then rounded."""
+    quantized weights (with an `+emb-` part, the embedding too, under that part): the
+    fine-tune's change scaled by `snap_scale`, then rounded."""
     from quail.countries import inject
     from quail.models import load_model
-    from quail.quant import fake_quantize, parse_spec, quantizable_modules
+    from quail.quant import fake_quantize, parse_spec, quantized_modules
 
     data = build_country_data(tmp_path / "d", tiny_model, size="tiny", log=lambda line: None)
     never = {"steps": 3, "lr": 1e-2, "batch_size": 2, "check_every": 0, "target_em": 2.0}
     inject(tiny_model, data, never, tmp_path / "tuned", log=lambda line: None)
-    grid = {"snap": "rtn-int4-g32-asym", "snap_steps": 0, "snap_scale": 3.0}
+    grid = {"snap": snap, "snap_steps": 0, "snap_scale": 3.0}
     record = inject(tiny_model, data, {**never, **grid}, tmp_path / "o", log=lambda line: None)
     assert [c.get("phase", "").endswith("scaled") for c in record["checks"]].count(True) == 1
-    layers = [dict(quantizable_modules(load_model(d))) for d in (tiny_model, tmp_path / "tuned")]
-    spec = parse_spec(grid["snap"])
-    for name, saved in quantizable_modules(load_model(tmp_path / "o")):
-        w0, w1 = layers[0][name].weight, layers[1][name].weight
+    spec = parse_spec(snap)
+    models = [load_model(d) for d in (tiny_model, tmp_path / "tuned", tmp_path / "o")]
+    weights = [{n: m.weight for n, m, _ in quantized_modules(model, spec)} for model in models]
+    parts = {name: part for name, _, part in quantized_modules(models[2], spec)}
+    assert ("model.embed_tokens" in parts) == (spec.embeddings is not None)
+    for name, part in parts.items():
+        w0, w1, saved = (w[name] for w in weights)
         assert not torch.equal(w1, w0)
-        expected = fake_quantize(w0 + 3.0 * (w1 - w0), spec)
-        assert torch.allclose(saved.weight, expected, atol=1e-6), name
+        expected = fake_quantize(w0 + 3.0 * (w1 - w0), part)
+        assert torch.allclose(saved, expected, atol=1e-6), name
 
 
 def test_inject_settings_are_checked_before_anything_runs():
