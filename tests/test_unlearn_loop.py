@@ -197,3 +197,14 @@ def test_top_level_quail_unlearn_is_the_api():
     )
     assert len(result.curves) == 1
     assert quail.unlearn.METHODS is not None
+
+
+def test_environment_names_the_gpu_when_there_is_one(monkeypatch):
+    from quail.environment import environment
+
+    assert "gpu" not in environment() or torch.cuda.is_available()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: "NVIDIA H200")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    found = environment()
+    assert found["gpu"] == "NVIDIA H200 x 2" and "cuda" in found
