@@ -16,7 +16,7 @@ from quail.base.tokenizer import train_tokenizer
 from quail.cli import app
 from quail.data import build_dataset, load_passages, load_qa
 from quail.errors import QuailError
-from quail.study import load_study_config, run_study, study_config
+from quail.study import load_study_config, report_study, run_study, study_config
 
 CONFIG = """
 name: toy
@@ -129,6 +129,37 @@ def test_a_different_config_in_the_same_folder_is_refused(study, toy):
     out, _ = study
     with pytest.raises(QuailError, match="different config"):
         run_study(load_study_config(toy, ["eval_limit=3"]), out, log=lambda line: None)
+
+
+def test_report_of_an_unfinished_study_shows_what_is_written(study, tmp_path):
+    """`quail report` on a study stopped mid-way: the finished cells as a finished study shows
+    them, the missing ones listed and shown as "–", a method without fp left out, no
+    results.json; `quail run` then resumes it."""
+    out = tmp_path / "out"
+    shutil.copytree(study[0], out)
+    finished = json.loads((out / "results.json").read_text())
+    (out / "results.json").unlink()
+    (out / "cells" / "ga_gdr" / f"eval-{SPEC}.json").unlink()
+    (out / "cells" / "quail-m1" / "eval-fp.json").unlink()
+    result = CliRunner().invoke(app, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "2 cells not written yet" in result.output
+    assert not (out / "results.json").exists()
+    page = (out / "results.md").read_text()
+    assert "unfinished study: 2 cells not written yet" in page
+    assert "quail-m1" not in page  # no fp evaluation: no recovery to show
+    row = next(line for line in page.splitlines() if line.startswith("| ga_gdr |"))
+    ga = finished["methods"]["ga_gdr"]["metrics"]["fp"]["knowmem_forget"]
+    assert row == f"| ga_gdr | {ga:.2f} | – |"
+    results = json.loads(json.dumps(report_study(out)))
+    assert results["missing"] == [f"cells/ga_gdr/eval-{SPEC}.json", "cells/quail-m1/eval-fp.json"]
+    assert results["original"] == finished["original"]
+
+
+def test_report_needs_a_study_folder(tmp_path):
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "holds no study" in result.output and "\n" not in result.output.strip()
 
 
 def test_report_is_self_contained(study):

@@ -286,6 +286,25 @@ def run(
 
 @app.command()
 @fail_cleanly
+def report(
+    out: Annotated[Path, typer.Argument(help="Study folder (quail run --out).")],
+) -> None:
+    """Write results.md, plots and report.html from the cells a study has written so far
+    (an interrupted or running study); computes nothing."""
+    from rich.markdown import Markdown
+
+    from quail.report import summary_markdown
+    from quail.study import report_study
+
+    results = report_study(out)
+    console.print(Markdown(summary_markdown(results)))
+    if results["missing"]:
+        console.print(f"{len(results['missing'])} cells not written yet; `quail run` resumes")
+    console.print(f"report: {out / 'report.html'}")
+
+
+@app.command()
+@fail_cleanly
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Study folder.")] = Path("quail-demo"),
     overwrite: Annotated[bool, typer.Option(help="Start over in a used --out.")] = False,

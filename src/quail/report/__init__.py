@@ -9,7 +9,9 @@ from quail.report.tables import markdown_pivot, markdown_table, utility_metric
 
 
 def report_notes(results: dict) -> list[str]:
-    return [
+    missing = results.get("missing")  # set by `quail report` on an unfinished study
+    partial = [f"unfinished study: {len(missing)} cells not written yet (–)"] if missing else []
+    return partial + [
         f"base model: {results.get('base')}; data: {results.get('data')}",
         f"recovery = (F_u(b) − F_u(fp)) / (F_orig(fp) − F_u(fp)) on {results['headline_metric']}:"
         " 0 = nothing came back under quantization, 1 = everything",

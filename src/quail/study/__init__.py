@@ -1,9 +1,17 @@
 """The study: unlearn with each method, analyze, evaluate at every precision, report."""
 
 from quail.study.config import MethodRun, StudyConfig, load_study_config, study_config
-from quail.study.run import run_study
+from quail.study.run import report_study, run_study
 
-__all__ = ["MethodRun", "StudyConfig", "load_study_config", "run", "run_study", "study_config"]
+__all__ = [
+    "MethodRun",
+    "StudyConfig",
+    "load_study_config",
+    "report_study",
+    "run",
+    "run_study",
+    "study_config",
+]
 
 
 def run(config, out, overrides=(), log=print, overwrite: bool = False) -> dict:

@@ -25,7 +25,7 @@ from quail.environment import environment
 from quail.errors import QuailError
 from quail.io import atomic_write_json
 from quail.quant import parse_spec
-from quail.study.config import StudyConfig
+from quail.study.config import StudyConfig, study_config
 
 SCHEMA_VERSION = 1
 
@@ -56,21 +56,87 @@ def run_study(
             analysis = {
                 s: _analysis(base_dir, model_dir, s, cell, log) for s in config.analysis_specs
             }
-        methods[run.name] = {
-            "method": run.method,
-            "overrides": run.overrides,
-            "metrics": metrics,
-            "recovery": _recoveries(original, metrics),
-            "analysis": analysis,
-            "unlearn": _run_summary(model_dir),
-        }
+        methods[run.name] = _method_result(run, original, metrics, analysis, model_dir)
     retrain = None
     if config.retrain:
         with state.main_process_first():
             retrain_dir = _retrained(data_dir, out, log)
             retrain = _evaluations(retrain_dir, eval_data, ["fp"], out / "cells" / "retrain", log)
         _add_privleak([original, *(m["metrics"] for m in methods.values())], retrain["fp"])
-    results = {
+    results = _results(config, data_dir, base_dir, original, methods, retrain)
+    if state.is_main_process:
+        atomic_write_json(out / "results.json", results)
+        from quail.report import write_report
+
+        write_report(results, out)
+        log(f"wrote {out / 'results.json'}, {out / 'results.md'} and {out / 'report.html'}")
+    state.wait_for_everyone()
+    return results
+
+
+def report_study(out) -> dict:
+    """The report of a study folder from the cells written so far, computing nothing: a study
+    stopped by a time limit (or still running) can be read before it is resumed. Unfinished
+    cells are listed under `missing` and shown as "–"; a method without its fp evaluation is
+    left out. Writes results.md, plots and report.html (the finished study overwrites them),
+    not results.json, which stays the record of a finished study."""
+    out = Path(out)
+    record = out / "study.json"
+    if not record.is_file():
+        raise QuailError(f"{out} holds no study (no study.json): check the path")
+    config = study_config(json.loads(record.read_text("utf-8")))
+    missing: list[str] = []
+    original = _finished(out, "original", "eval", config.specs, missing)
+    if "fp" not in original:
+        raise QuailError(f"{out}: the original's fp evaluation is not written yet; report later")
+    methods = {}
+    for run in config.methods:
+        metrics = _finished(out, run.name, "eval", config.specs, missing)
+        analysis = _finished(out, run.name, "analysis", config.analysis_specs, missing)
+        model_dir = out / "cells" / run.name / "model"
+        if "fp" in metrics:
+            methods[run.name] = _method_result(run, original, metrics, analysis, model_dir)
+    retrain = _finished(out, "retrain", "eval", ["fp"] if config.retrain else [], missing)
+    if retrain:
+        _add_privleak([original, *(m["metrics"] for m in methods.values())], retrain["fp"])
+    data_dir = out / "data" if config.data in ("builtin", "countries") else Path(config.data)
+    base = out / "original" if config.inject else out / "base"
+    base_dir = base if config.inject or config.base == "builtin" else Path(config.base)
+    results = _results(config, data_dir, base_dir, original, methods, retrain or None)
+    del results["environment"]  # this machine's, not the one that computed the cells
+    results["missing"] = missing
+    from quail.report import write_report
+
+    write_report(results, out)
+    return results
+
+
+def _finished(out: Path, name: str, kind: str, specs: list[str], missing: list[str]) -> dict:
+    """{spec: content} of the cell files cells/NAME/KIND-SPEC.json that exist; the others are
+    added to `missing` (as paths relative to the study folder)."""
+    found = {}
+    for spec in specs:
+        path = Path("cells") / name / f"{kind}-{spec}.json"
+        if (out / path).is_file():
+            found[spec] = json.loads((out / path).read_text("utf-8"))
+        else:
+            missing.append(str(path))
+    return found
+
+
+def _method_result(run, original: dict, metrics: dict, analysis: dict, model_dir: Path) -> dict:
+    return {
+        "method": run.method,
+        "overrides": run.overrides,
+        "metrics": metrics,
+        "recovery": _recoveries(original, metrics),
+        "analysis": analysis,
+        "unlearn": _run_summary(model_dir),
+    }
+
+
+def _results(config: StudyConfig, data_dir, base_dir, original, methods, retrain) -> dict:
+    return {
         "schema_version": SCHEMA_VERSION,
         "name": config.name,
         "data": str(data_dir),
@@ -85,14 +151,6 @@ def run_study(
         "retrain": None if retrain is None else {"metrics": retrain},
         "methods": methods,
     }
-    if state.is_main_process:
-        atomic_write_json(out / "results.json", results)
-        from quail.report import write_report
-
-        write_report(results, out)
-        log(f"wrote {out / 'results.json'}, {out / 'results.md'} and {out / 'report.html'}")
-    state.wait_for_everyone()
-    return results
 
 
 def _silent(line: str) -> None:
