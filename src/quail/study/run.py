@@ -99,10 +99,12 @@ def report_study(out) -> dict:
     retrain = _finished(out, "retrain", "eval", ["fp"] if config.retrain else [], missing)
     if retrain:
         _add_privleak([original, *(m["metrics"] for m in methods.values())], retrain["fp"])
-    data_dir = out / "data" if config.data in ("builtin", "countries") else Path(config.data)
-    base = out / "original" if config.inject else out / "base"
-    base_dir = base if config.inject or config.base == "builtin" else Path(config.base)
-    results = _results(config, data_dir, base_dir, original, methods, retrain or None)
+    base = config.base  # a model folder, or a packaged model's name
+    if config.inject:
+        base = out / "original"
+    elif config.base == "builtin":
+        base = out / "base"
+    results = _results(config, _data_dir(config, out), base, original, methods, retrain or None)
     del results["environment"]  # this machine's, not the one that computed the cells
     results["missing"] = missing
     from quail.report import write_report
@@ -177,10 +179,14 @@ def _claim_output(config: StudyConfig, out: Path, overwrite: bool) -> None:
     atomic_write_json(record, wanted)
 
 
+def _data_dir(config: StudyConfig, out: Path) -> Path:
+    return out / "data" if config.data in ("builtin", "countries") else Path(config.data)
+
+
 def _data(config: StudyConfig, out: Path, log) -> Path:
+    data_dir = _data_dir(config, out)
     if config.data not in ("builtin", "countries"):
-        return Path(config.data)
-    data_dir = out / "data"
+        return data_dir
     if config.data == "countries" and not (data_dir / "manifest.json").is_file():
         from quail.countries import build_country_data
 
