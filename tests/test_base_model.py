@@ -20,6 +20,7 @@ from quail.base.probes import exact_match
 from quail.base.tokenizer import train_tokenizer
 from quail.data import build_dataset, format_question, load_qa
 from quail.data.load import qa_example
+from quail.errors import QuailError
 from quail.quant import parse_spec, quantize_model
 
 TINY = BASE_CONFIG.replace(hidden_size=64, num_layers=2, intermediate_size=256, threads=1)
@@ -149,3 +150,19 @@ def test_snapping_with_an_emb_part_rounds_the_embeddings_too(tied):
     wanted = expected.state_dict()  # W + (Q(W) - W) is Q(W) up to float rounding
     for name, saved in model.state_dict().items():
         assert torch.allclose(saved, wanted[name], rtol=0, atol=1e-7), name
+
+
+def test_snapping_refuses_a_weight_that_is_already_parametrized():
+    """A parametrized weight is computed, not stored: rounding it would be silently skipped."""
+    from torch.nn.utils import parametrize
+
+    import tiny
+    from quail.base.snap import straight_through
+
+    model = tiny.tiny_llama()
+    layer = model.model.layers[0].mlp.down_proj
+    parametrize.register_parametrization(layer, "weight", torch.nn.Identity())
+    with pytest.raises(QuailError, match="down_proj.weight is already parametrized"):
+        with straight_through(model, parse_spec("rtn-int4-g32-asym")):
+            pass
+    assert not parametrize.is_parametrized(model.model.layers[0].mlp.up_proj)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from quail.errors import QuailError
 from quail.quant import QuantSpec, fake_quantize, quantized_modules
 
 
@@ -30,18 +31,27 @@ def straight_through(model: nn.Module, spec: QuantSpec):
     changes: with an `+emb-` part, the embeddings and lm_head under it); on exit the weights
     are left rounded onto the grid. A tied weight is parametrized in every module that uses it,
     so that all of them compute with Q(W)."""
-    parts = {id(m.weight): part for _, m, part in quantized_modules(model, spec)}
+    covered = quantized_modules(model, spec)
+    for name, m, _ in covered:
+        if parametrize.is_parametrized(m, "weight"):
+            raise QuailError(
+                f"{name}.weight is already parametrized: remove that parametrization before "
+                "snapping"
+            )
+    parts = {id(m.weight): part for _, m, part in covered}
     modules = [
         (m, parts[id(m.weight)])
         for m in model.modules()
         if isinstance(getattr(m, "weight", None), nn.Parameter) and id(m.weight) in parts
     ]
-    for m, part in modules:
-        parametrize.register_parametrization(m, "weight", StraightThrough(part))
+    registered = []
     try:
+        for m, part in modules:
+            parametrize.register_parametrization(m, "weight", StraightThrough(part))
+            registered.append(m)
         yield model
     finally:
-        for m, _ in modules:  # rounds the weight in place: a tied weight stays one tensor
+        for m in registered:  # rounds the weight in place: a tied weight stays one tensor
             parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
 
 
