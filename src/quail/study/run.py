@@ -99,11 +99,7 @@ def report_study(out) -> dict:
     retrain = _finished(out, "retrain", "eval", ["fp"] if config.retrain else [], missing)
     if retrain:
         _add_privleak([original, *(m["metrics"] for m in methods.values())], retrain["fp"])
-    base = config.base  # a model folder, or a packaged model's name
-    if config.inject:
-        base = out / "original"
-    elif config.base == "builtin":
-        base = out / "base"
+    base = _own_base(config, out) or config.base  # else a model folder or a packaged name
     results = _results(config, _data_dir(config, out), base, original, methods, retrain or None)
     del results["environment"]  # this machine's, not the one that computed the cells
     results["missing"] = missing
@@ -113,12 +109,17 @@ def report_study(out) -> dict:
     return results
 
 
+def _cell_file(cell: Path, kind: str, spec: str) -> Path:
+    """A cell's result file: KIND (eval, analysis) of the cell's model under SPEC."""
+    return cell / f"{kind}-{spec}.json"
+
+
 def _finished(out: Path, name: str, kind: str, specs: list[str], missing: list[str]) -> dict:
     """{spec: content} of the cell files cells/NAME/KIND-SPEC.json that exist; the others are
     added to `missing` (as paths relative to the study folder)."""
     found = {}
     for spec in specs:
-        path = Path("cells") / name / f"{kind}-{spec}.json"
+        path = _cell_file(Path("cells") / name, kind, spec)
         if (out / path).is_file():
             found[spec] = json.loads((out / path).read_text("utf-8"))
         else:
@@ -218,20 +219,27 @@ def _pretrained(base: str, log) -> Path:
     return check_model_dir(base)
 
 
+def _own_base(config: StudyConfig, out: Path) -> Path | None:
+    """Where the study keeps its original (injected, or the built-in model); None when the
+    original is the given base itself."""
+    if config.inject:
+        return out / "original"
+    return out / "base" if config.base == "builtin" else None
+
+
 def _base(config: StudyConfig, data_dir: Path, out: Path, log) -> Path:
     """The study's original: the built-in model, a given one, or a given one after the
     misinformation in the forget set was injected into it (`inject`, quail.countries)."""
-    if config.base != "builtin" and not config.inject:
+    base_dir = _own_base(config, out)
+    if base_dir is None:
         return _pretrained(config.base, log)
     if config.inject:
-        original = out / "original"
-        if not (original / "config.json").is_file():
+        if not (base_dir / "config.json").is_file():
             from quail.countries import inject
 
             log("injecting the forget set's false claims into the base model")
-            inject(_pretrained(config.base, log), data_dir, config.inject, original, log=log)
-        return original
-    base_dir = out / "base"
+            inject(_pretrained(config.base, log), data_dir, config.inject, base_dir, log=log)
+        return base_dir
     if not (base_dir / "config.json").is_file():
         from quail.base import write_base_model
 
@@ -277,7 +285,7 @@ def _evaluations(model_dir: Path, eval_data, specs: list[str], cell: Path, log) 
 
     results, model, tokenizer = {}, None, None
     for spec in specs:
-        path = cell / f"eval-{spec}.json"
+        path = _cell_file(cell, "eval", spec)
         if not path.is_file():
             if model is None:
                 model, tokenizer = load_model(model_dir, dtype="float32"), load_tokenizer(model_dir)
@@ -288,7 +296,7 @@ def _evaluations(model_dir: Path, eval_data, specs: list[str], cell: Path, log) 
 
 
 def _analysis(base_dir: Path, model_dir: Path, spec: str, cell: Path, log) -> dict:
-    path = cell / f"analysis-{spec}.json"
+    path = _cell_file(cell, "analysis", spec)
     if path.is_file():
         return json.loads(path.read_text("utf-8"))
     from quail.analysis import analyze
