@@ -5,12 +5,13 @@ changed copy) in a temporary folder, then measures in the same run:
 
 - a plain read of every shard file of both checkpoints (raw bytes, 64 MB at a time);
 - the folder analysis, in a fresh child process so that its peak RSS is its own (the folders
-  are opened once before the clock starts: that imports transformers' model code, a one-off
-  cost printed apart);
+  are opened and the kernel loaded once before the clock starts: one-off costs, printed apart);
 - the same analysis of the two models loaded into memory first (compute alone, no reading).
 
 Both are measured cold (the files' pages dropped from the page cache with posix_fadvise
-before each pass, where the OS allows it) and warm (files cached). The folder is deleted after.
+before each pass, where the OS allows it) and warm (files cached), in `--rounds` rounds (2 by
+default: right after the pair is written the disk reads slower for a few seconds, which the
+first round's cold passes pay for). The folder is deleted after.
 
     python benchmarks/analysis_throughput.py --size-gb 1 --shard-mb 256 --dtype bfloat16
 """
@@ -142,14 +143,20 @@ def child(original: str, unlearned: str, spec: str, in_memory: bool) -> None:
     """Run one analysis; print its time, bytes analysed, peak RSS and summary as JSON. With
     `in_memory`, both models are loaded first and only the analysis is timed. Without it, the
     folders are opened once first, untimed but reported (`setup_seconds`): the first opening
-    imports transformers' model code to build the skeleton (0.3-0.5 s here), a one-off cost
-    that does not grow with the checkpoint and would otherwise count against the throughput."""
+    imports transformers' model code to build the skeleton (0.2-0.5 s here), and the first
+    analysis of a dtype loads the compiled kernel from numba's cache (0.1 s; compiling it, the
+    first time on a machine, takes about 5 s); one-off costs that do not grow with
+    the checkpoint and would otherwise count against the throughput."""
     from quail.analysis import analyze
+    from quail.analysis.stats import ChangeStats
     from quail.analysis.weights import open_weights
+    from quail.quant import parse_spec
 
-    itemsize = torch.finfo(getattr(torch, json.loads(Path(original, "config.json").read_text())[
-        "dtype"])).bits // 8  # fmt: skip
+    dtype = getattr(torch, json.loads(Path(original, "config.json").read_text())["dtype"])
+    itemsize = torch.finfo(dtype).bits // 8
     start = time.perf_counter()
+    tiny = torch.zeros(1, 4096, dtype=dtype)  # 4096 columns: whole groups for any group size
+    ChangeStats().add(tiny, tiny, parse_spec(spec))
     if in_memory:
         from transformers import AutoModelForCausalLM
 
@@ -195,6 +202,10 @@ def main() -> None:
     parser.add_argument("--spec", default="int4")
     parser.add_argument("--dir", default=None, help="where to make the temporary folder")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="cold and warm passes, each printed: the disk "
+        "reads slower for a while after the pair is written, and the first round pays for it",
+    )  # fmt: skip
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--in-memory", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -217,10 +228,13 @@ def main() -> None:
             f"{time.perf_counter() - start:.0f} s; spec {args.spec}; "
             f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"
         )
-        for label, cold in (("cold", True), ("warm", False)):
+        passes = [("cold", True), ("warm", False)] * args.rounds
+        for number, (label, cold) in enumerate(passes):
             if cold and not drop_cache(paths):
                 print("cold: posix_fadvise unavailable, skipped")
                 continue
+            if args.rounds > 1:
+                label = f"{label} {number // 2 + 1}"
             read_bytes, read_seconds = plain_read(paths)
             if cold:
                 drop_cache(paths)
@@ -230,9 +244,9 @@ def main() -> None:
             budget = 2 * largest + 500e6
             print(
                 f"{label}: plain read {read_rate:.2f} GB/s ({read_bytes / GB:.2f} GB in "
-                f"{read_seconds:.1f} s); analysis {rate:.2f} GB/s ({run['bytes'] / GB:.2f} GB "
-                f"in {run['seconds']:.1f} s, after {run['setup_seconds']:.1f} s opening the "
-                f"folders); ratio {rate / read_rate:.2f} (target >= 0.5); "
+                f"{read_seconds:.2f} s); analysis {rate:.2f} GB/s ({run['bytes'] / GB:.2f} GB "
+                f"in {run['seconds']:.2f} s, after {run['setup_seconds']:.1f} s opening the "
+                f"folders and loading the kernel); ratio {rate / read_rate:.2f} (target >= 0.5); "
                 f"peak RSS {run['peak_rss'] / 1e6:.0f} MB (target <= {budget / 1e6:.0f} MB); "
                 f"bucket overlap {run['bucket_overlap']:.4f}"
             )

@@ -4,6 +4,7 @@ in-memory models, bad input as one-line errors, and the `quail analyze` command.
 import copy
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ import tiny
 from quail.analysis import analyze, fused
 from quail.analysis.histogram import Histogram, bin_edge
 from quail.analysis.stats import ChangeStats
+from quail.analysis.weights import FolderWeights, ReadAhead
 from quail.cli import app
 from quail.errors import QuailError
 from quail.quant import parse_spec, quantizable_modules, quantize_tensor
@@ -219,6 +221,42 @@ def test_folder_and_in_memory_agree(tmp_path, tie, options):
     assert (on_disk.layers[-1]["name"] == "lm_head") == ("include_lm_head" in options)
 
 
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="posix_fadvise is POSIX-only")
+def test_read_ahead_asks_for_every_piece_of_each_file_once_in_order(tmp_path, monkeypatch):
+    """One WILLNEED call for a whole file reads only the OS's readahead window of it."""
+    asked = []
+    monkeypatch.setattr(ReadAhead, "PIECE", 1000)
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: asked.append(
+        (os.fstat(fd).st_size, offset, length, advice)))  # fmt: skip
+    (tmp_path / "a").write_bytes(bytes(2500))
+    (tmp_path / "b").write_bytes(bytes(999))
+    read_ahead = ReadAhead()
+    for name in ("a", "b", "a"):
+        read_ahead.file(tmp_path / name)
+    read_ahead.worker.shutdown(wait=True)
+    will_need = os.POSIX_FADV_WILLNEED
+    assert asked == [(2500, 0, 1000, will_need), (2500, 1000, 1000, will_need),
+                     (2500, 2000, 1000, will_need), (999, 0, 1000, will_need)]  # fmt: skip
+
+
+def test_opening_a_layer_reads_its_shard_and_the_next_one_ahead(tmp_path, monkeypatch):
+    tiny_llama().save_pretrained(tmp_path, max_shard_size="20KB")
+    requested = []
+    monkeypatch.setattr(ReadAhead, "file", lambda self, path: requested.append(path.name))
+    weights = FolderWeights(tmp_path, include_lm_head=False, include_embeddings=False)
+    order = list(dict.fromkeys(path.name for path in weights.files.values()))
+    assert len(order) > 2
+    for name in weights.files:
+        with weights.open(name):
+            pass
+    assert set(requested) == set(order)
+    assert list(dict.fromkeys(requested)) == order  # first asked in the order layers use them
+    first = next(iter(weights.files))
+    requested.clear()
+    with weights.open(first):
+        assert requested == order[:2]
+
+
 @pytest.mark.parametrize("tie", [False, True])
 def test_an_emb_part_analyses_embeddings_and_lm_head_under_their_own_spec(tmp_path, tie):
     model = tiny_llama(tie=tie)
@@ -366,13 +404,16 @@ FUSED_SPECS = ["int4", "int8", "rtn-int2-g32", "rtn-int3-g64-asym", "rtn-int8-g1
 @pytest.mark.parametrize("spec", FUSED_SPECS)
 def test_fused_kernel_equals_torch_path(spec, dtype):
     """Same counts, maxima and histogram bins as the torch path, on weights with ties, zero
-    groups, unchanged rows, values on the grid and changes of every size."""
+    groups, all-negative groups, negative zeros, unchanged rows, values on the grid and
+    changes of every size."""
     assert fused.covers(parse_spec(spec), (48, 256))
     generator = torch.Generator().manual_seed(0)
     w0 = torch.randn(48, 256, generator=generator) * 0.02
     w0[0] = 0  # an all-zero row: Δ = 1 by convention
     w0[1] = quantize_tensor(w0[1:2], parse_spec(spec)).dequantize()  # on its own grid
     w0[2, :128] = torch.arange(128) * 0.5 - 32  # exact halves: round-half-even ties
+    w0[4] = -w0[4].abs()  # all negative: the kernel orders signed floats by their bits
+    w0[5, ::2] = -0.0  # negative zeros beside positive values
     scale = torch.logspace(-7, -1, 48).unsqueeze(1)  # from far below to beyond a step
     w1 = w0 + torch.randn(48, 256, generator=generator) * scale
     w1[3] = w0[3]  # an unchanged row

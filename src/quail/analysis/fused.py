@@ -14,6 +14,9 @@ another order).
 import numba
 import numpy as np
 import torch
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic, overload
 
 from quail.quant import QuantSpec
 
@@ -35,6 +38,7 @@ def covers(spec: QuantSpec, shape: tuple[int, ...]) -> bool:
     )
 
 
+PREFETCH_AHEAD = 2048  # elements: how far ahead of the group in hand the kernel asks for memory
 BLOCK_ELEMENTS = 1 << 16  # the unit of work a thread takes: blocks are handed out as threads
 # come free, so a thread slowed by other work on its core (page faults reading the memory-mapped
 # files, another process) does not hold up the rest at the end of each chunk
@@ -59,8 +63,8 @@ def change_sums(w0, w1, spec: QuantSpec, abs_change, half_steps, dropped_bits) -
     try:
         with numba.parallel_chunksize(1):  # blocks handed out one at a time, see BLOCK_ELEMENTS
             _rtn_pair(
-                a, b, a.dtype == np.uint16, group, block_groups, spec.bits, spec.symmetric,
-                dropped_bits, sums, counts, maxima, lowest, abs_change.thread_rows(threads),
+                a, b, group, block_groups, spec.bits, spec.symmetric, dropped_bits, sums,
+                counts, maxima, lowest, abs_change.thread_rows(threads),
                 half_steps.thread_rows(threads),
             )  # fmt: skip
     finally:
@@ -86,35 +90,89 @@ def _flat(weight: torch.Tensor) -> np.ndarray:
     return weight.to(torch.float32).numpy()
 
 
-@numba.njit(cache=True)
-def _widen(source, bf16, out):
-    """Copy one group into the float32 buffer `out`; bfloat16 bits are the top half of a
-    float32's, so widening is a shift."""
-    if bf16:
-        out_bits = out.view(np.uint32)
-        for j in range(out.shape[0]):
-            out_bits[j] = np.uint32(source[j]) << 16
-    else:
-        for j in range(out.shape[0]):
-            out[j] = source[j]
+@intrinsic
+def _bits_as_float32(typingctx, bits):
+    """The float32 whose bit pattern is this int32 (numba views arrays, not scalars)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
 
 
-@numba.njit(cache=True)
+@intrinsic
+def _float32_as_bits(typingctx, value):
+    """The bit pattern of a float32, as an int32."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def _prefetch(typingctx, array, index):
+    """Ask the CPU to start loading array[index] into its caches. The kernel reads each group
+    several times from cache but only once from memory, and the hardware prefetcher did not
+    keep up with that pattern: asking ahead took the main loop on weights in memory from 1.6
+    to 0.5 ns per pair (docs/BENCHMARKS.md)."""
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        data = context.make_array(array_type)(context, builder, args[0])
+        address = cgutils.get_item_pointer(
+            context, builder, array_type, data, [args[1]], wraparound=False
+        )
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        prefetch = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]),
+            "llvm.prefetch.p0i8",
+        )  # arguments: read (0), keep in all cache levels (3), data, not instructions (1)
+        flags = [ir.Constant(i32, flag) for flag in (0, 3, 1)]
+        builder.call(prefetch, [builder.bitcast(address, byte_pointer), *flags])
+        return context.get_dummy_value()
+
+    return types.none(array, types.intp), codegen
+
+
+def _value(array, j):
+    """Element j of a weight array as float32 (typed by the overload below)."""
+
+
+@overload(_value, inline="always")
+def _value_overload(array, j):
+    if array.dtype == types.uint16:  # bfloat16 bits: the top half of a float32's
+        return lambda array, j: _bits_as_float32(np.int32(array[j]) << np.int32(16))
+    return lambda array, j: array[j]
+
+
+@numba.njit(inline="always")
+def _ordered(bits):
+    """An int32 that orders as the float32 with these bits does (negative floats order
+    backwards as integers, so their magnitude bits are flipped); it is its own inverse."""
+    return bits ^ ((bits >> np.int32(31)) & np.int32(0x7FFFFFFF))
+
+
+@numba.njit(inline="always")
 def _rtn_step(w, bits, symmetric):
-    """(Δ, zero) of one group, as `quail.quant.rtn.rtn_scales` computes them in
-    float32; zero is 0 for symmetric specs, so `code * Δ + zero` decodes both kinds."""
+    """(Δ, zero) of one group, as `quail.quant.rtn.rtn_scales` computes them in float32;
+    zero is 0 for symmetric specs, so `code * Δ + zero` decodes both kinds. Extremes are taken
+    over bit patterns as int32, which vectorises (float max does not)."""
     if symmetric:
-        absmax = np.float32(0.0)
+        top = np.int32(0)
         for j in range(w.shape[0]):
-            absmax = max(absmax, abs(w[j]))
-        scale = absmax / np.float32(2 ** (bits - 1) - 1)
+            top = max(top, _float32_as_bits(_value(w, j)) & np.int32(0x7FFFFFFF))
+        scale = _bits_as_float32(top) / np.float32(2 ** (bits - 1) - 1)
         zero = np.float32(0.0)
     else:
-        low, high = w[0], w[0]
-        for j in range(1, w.shape[0]):
-            low, high = min(low, w[j]), max(high, w[j])
-        scale = (high - low) / np.float32(2**bits - 1)
-        zero = low
+        low = high = _ordered(_float32_as_bits(_value(w, 0)))
+        for j in range(w.shape[0]):
+            key = _ordered(_float32_as_bits(_value(w, j)))
+            low, high = min(low, key), max(high, key)
+        zero = _bits_as_float32(_ordered(low))
+        scale = (_bits_as_float32(_ordered(high)) - zero) / np.float32(2**bits - 1)
     if not scale > 0:
         scale = np.float32(1.0)
     return scale, zero
@@ -122,8 +180,8 @@ def _rtn_step(w, bits, symmetric):
 
 @numba.njit(parallel=True, nogil=True, cache=True, fastmath={"reassoc", "nsz"})
 def _rtn_pair(
-    w0, w1, bf16, group, block_groups, bits, symmetric, dropped_bits, sums, counts, maxima,
-    lowest, h_abs, h_half,
+    w0, w1, group, block_groups, bits, symmetric, dropped_bits, sums, counts, maxima, lowest,
+    h_abs, h_half,
 ):  # fmt: skip
     """The kernel: w0 and w1 are flat arrays of whole groups (float32, or bfloat16 bits), taken
     `block_groups` groups at a time; block k fills row k of the sums, counts, maxima and lowest, and
@@ -131,18 +189,20 @@ def _rtn_pair(
     vectorise; every per-element value is computed exactly as the torch path computes it.
     Maxima are taken over bit patterns as int32, which order non-negative floats as their
     values do and, unlike float max, vectorise; so are the lowest patterns that fall in a bin
-    above 0, which with the maxima bound the histogram bins the block touched."""
-    n_groups = w0.shape[0] // group
+    above 0, which with the maxima bound the histogram bins the block touched. Counts within a
+    group are int32 on purpose: numba widens int32 + int32 to int64, which halves the vector
+    width of the whole loop."""
+    n_groups, n = w0.shape[0] // group, w0.shape[0]
     if symmetric:
         low, high = np.float32(-(2 ** (bits - 1))), np.float32(2 ** (bits - 1) - 1)
     else:
         low, high = np.float32(0.0), np.float32(2**bits - 1)
     two = np.float32(2.0)
+    shift = np.uint32(dropped_bits)
     above_zero_bin = np.int32(1 << dropped_bits)
     no_bin = np.int32(np.iinfo(np.int32).max)
     for block in numba.prange(sums.shape[0]):
-        t = numba.get_thread_id()
-        a, b = np.empty(group, np.float32), np.empty(group, np.float32)
+        row_abs, row_half = h_abs[numba.get_thread_id()], h_half[numba.get_thread_id()]
         size = np.empty(group, np.float32)  # |change|, then read back as bit patterns
         half_steps = np.empty(group, np.float32)
         size_bits, half_bits = size.view(np.int32), half_steps.view(np.int32)
@@ -151,19 +211,23 @@ def _rtn_pair(
         abs_bits_max = half_bits_max = np.int32(0)
         abs_bits_low = half_bits_low = no_bin
         for g in range(block * block_groups, min((block + 1) * block_groups, n_groups)):
-            _widen(w0[g * group : (g + 1) * group], bf16, a)
-            _widen(w1[g * group : (g + 1) * group], bf16, b)
+            start = g * group
+            for ahead in range(start + PREFETCH_AHEAD, min(start + PREFETCH_AHEAD + group, n), 16):
+                _prefetch(w0, ahead)
+                _prefetch(w1, ahead)
+            a, b = w0[start : start + group], w1[start : start + group]
             s0, z0 = _rtn_step(a, bits, symmetric)
             s1, z1 = _rtn_step(b, bits, symmetric)
-            # float32 sums within a group (vectorised), float64 across groups
+            # float32 sums and int32 counts within a group (vectorised), float64 across groups
             g_change_sq = g_quantized_sq = g_inner = g_original_sq = g_abs = np.float32(0.0)
+            g_same = g_same_fixed = g_changed = g_half_step = np.int32(0)
             for j in range(group):
-                x0, x1 = a[j], b[j]
+                x0, x1 = _value(a, j), _value(b, j)
                 c0 = min(max(np.rint((x0 - z0) / s0), low), high)
                 c1 = min(max(np.rint((x1 - z1) / s1), low), high)
                 fixed = min(max(np.rint((x1 - z0) / s0), low), high)
-                same += c0 == c1
-                same_fixed += c0 == fixed
+                g_same = np.int32(g_same + np.int32(c0 == c1))
+                g_same_fixed = np.int32(g_same_fixed + np.int32(c0 == fixed))
                 change = x1 - x0
                 quantized_change = (c1 * s1 + z1) - (c0 * s0 + z0)
                 g_change_sq += change * change
@@ -173,13 +237,17 @@ def _rtn_pair(
                 size[j] = abs(change)
                 half_steps[j] = abs(size[j] / s0 * two)  # abs: inf/inf's NaN has its sign set
                 g_abs += size[j]
-                changed += size[j] != 0
-                half_step += half_steps[j] >= 1
+                g_changed = np.int32(g_changed + np.int32(size[j] != 0))
+                g_half_step = np.int32(g_half_step + np.int32(half_steps[j] >= 1))
             change_sq += g_change_sq
             quantized_change_sq += g_quantized_sq
             inner += g_inner
             original_sq += g_original_sq
             abs_change_sum += g_abs
+            same += g_same
+            same_fixed += g_same_fixed
+            changed += g_changed
+            half_step += g_half_step
             for j in range(group):  # vectorised: integer extremes of non-negative floats' bits
                 abs_bits_max = max(abs_bits_max, size_bits[j])
                 half_bits_max = max(half_bits_max, half_bits[j])
@@ -190,8 +258,8 @@ def _rtn_pair(
                     half_bits_low, half_bits[j] if half_bits[j] >= above_zero_bin else no_bin
                 )
             for j in range(group):  # scalar: about 40% of the kernel's time
-                h_abs[t, size_bits[j] >> dropped_bits] += 1
-                h_half[t, half_bits[j] >> dropped_bits] += 1
+                row_abs[np.uint32(size_bits[j]) >> shift] += 1  # unsigned: no wraparound test
+                row_half[np.uint32(half_bits[j]) >> shift] += 1
         sums[block, CHANGE_SQ] = change_sq
         sums[block, QUANTIZED_CHANGE_SQ] = quantized_change_sq
         sums[block, INNER] = inner
