@@ -2,9 +2,12 @@
 in-memory models, bad input as one-line errors, and the `quail analyze` command."""
 
 import copy
+import gc
 import json
 import math
 import os
+import queue
+import threading
 
 import pytest
 import torch
@@ -12,11 +15,12 @@ from torch import nn
 from typer.testing import CliRunner
 
 import quail.analysis.compare as compare
+import quail.analysis.weights as analysis_weights
 import tiny
 from quail.analysis import analyze, fused
 from quail.analysis.histogram import Histogram, bin_edge
 from quail.analysis.stats import ChangeStats
-from quail.analysis.weights import FolderWeights, ReadAhead
+from quail.analysis.weights import FolderWeights, ReadAhead, advise_will_need
 from quail.cli import app
 from quail.errors import QuailError
 from quail.quant import parse_spec, quantizable_modules, quantize_tensor
@@ -221,40 +225,63 @@ def test_folder_and_in_memory_agree(tmp_path, tie, options):
     assert (on_disk.layers[-1]["name"] == "lm_head") == ("include_lm_head" in options)
 
 
-@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="posix_fadvise is POSIX-only")
-def test_read_ahead_asks_for_every_piece_of_each_file_once_in_order(tmp_path, monkeypatch):
-    """One WILLNEED call for a whole file reads only the OS's readahead window of it."""
-    asked = []
-    monkeypatch.setattr(ReadAhead, "PIECE", 1000)
-    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: asked.append(
-        (os.fstat(fd).st_size, offset, length, advice)))  # fmt: skip
+def test_read_ahead_asks_for_every_piece_of_each_span(tmp_path, monkeypatch):
+    """One WILLNEED call for a whole file reads only the OS's readahead window of it. Run in
+    this thread (the read-ahead thread's function), recording this thread's calls only."""
+    asked, me = [], threading.get_ident()
+
+    def record(fd, offset, length, advice):
+        if threading.get_ident() == me:
+            asked.append((os.fstat(fd).st_size, offset, length, advice))
+
+    monkeypatch.setattr(os, "posix_fadvise", record, raising=False)
     (tmp_path / "a").write_bytes(bytes(2500))
     (tmp_path / "b").write_bytes(bytes(999))
-    read_ahead = ReadAhead()
-    for name in ("a", "b", "a"):
-        read_ahead.file(tmp_path / name)
-    read_ahead.worker.shutdown(wait=True)
-    will_need = os.POSIX_FADV_WILLNEED
-    assert asked == [(2500, 0, 1000, will_need), (2500, 1000, 1000, will_need),
-                     (2500, 2000, 1000, will_need), (999, 0, 1000, will_need)]  # fmt: skip
+    requests = queue.SimpleQueue()
+    for request in [("a", 100, 2500), ("missing", 0, 10), ("b", 0, 999), None]:
+        requests.put(request and (tmp_path / request[0], *request[1:]))
+    advise_will_need(requests, 1000)  # returns at None; a missing file is skipped
+    need = os.POSIX_FADV_WILLNEED
+    assert asked == [(2500, 100, 1000, need), (2500, 1100, 1000, need), (2500, 2100, 400, need),
+                     (999, 0, 999, need)]  # fmt: skip
 
 
-def test_opening_a_layer_reads_its_shard_and_the_next_one_ahead(tmp_path, monkeypatch):
-    tiny_llama().save_pretrained(tmp_path, max_shard_size="20KB")
+def test_opening_a_layer_reads_it_and_the_next_layers_ahead(tmp_path, monkeypatch):
+    model = tiny_llama()
+    model.save_pretrained(tmp_path, max_shard_size="20KB")  # many shards
     requested = []
-    monkeypatch.setattr(ReadAhead, "file", lambda self, path: requested.append(path.name))
+    monkeypatch.setattr(ReadAhead, "span", lambda self, *span: requested.append(span))
     weights = FolderWeights(tmp_path, include_lm_head=False, include_embeddings=False)
-    order = list(dict.fromkeys(path.name for path in weights.files.values()))
-    assert len(order) > 2
-    for name in weights.files:
-        with weights.open(name):
-            pass
-    assert set(requested) == set(order)
-    assert list(dict.fromkeys(requested)) == order  # first asked in the order layers use them
-    first = next(iter(weights.files))
-    requested.clear()
-    with weights.open(first):
-        assert requested == order[:2]
+    names = list(weights.files)
+    layer_bytes = [math.prod(weights.shapes[name]) * 4 for name in names]  # float32
+    monkeypatch.setattr(analysis_weights, "READ_AHEAD_BYTES", sum(layer_bytes[1:4]))
+    with weights.open(names[1]) as rows:
+        rows[0:1]
+    assert [span[0] for span in requested] == [weights.files[n] for n in names[1:4]]
+    for (path, start, end), name in zip(requested, names[1:4], strict=True):
+        with open(path, "rb") as handle:  # the span holds exactly the tensor's bytes
+            handle.seek(start)
+            data = torch.frombuffer(bytearray(handle.read(end - start)), dtype=torch.float32)
+        expected = dict(model.named_parameters())[name + ".weight"].detach().flatten()
+        assert torch.equal(data, expected)
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="posix_fadvise is POSIX-only")
+def test_the_read_ahead_thread_reads_what_is_asked_once_and_ends_with_its_owner(tmp_path):
+    (tmp_path / "a").write_bytes(bytes(3 * ReadAhead.PIECE))
+    before = set(threading.enumerate())
+    read_ahead = ReadAhead()
+    read_ahead.span(tmp_path / "a", 0, 3 * ReadAhead.PIECE)
+    read_ahead.span(tmp_path / "a", 0, 3 * ReadAhead.PIECE)  # asked again: not queued again
+    assert read_ahead.requested == {(tmp_path / "a", 0)}
+    (thread,) = set(threading.enumerate()) - before
+    assert thread.name == "quail-read-ahead" and thread.daemon
+    requests = read_ahead.requests
+    del read_ahead
+    gc.collect()
+    thread.join(timeout=60)
+    assert not thread.is_alive()  # it took the span, then the None its owner's end sent
+    assert requests.empty()
 
 
 @pytest.mark.parametrize("tie", [False, True])
@@ -404,8 +431,8 @@ FUSED_SPECS = ["int4", "int8", "rtn-int2-g32", "rtn-int3-g64-asym", "rtn-int8-g1
 @pytest.mark.parametrize("spec", FUSED_SPECS)
 def test_fused_kernel_equals_torch_path(spec, dtype):
     """Same counts, maxima and histogram bins as the torch path, on weights with ties, zero
-    groups, all-negative groups, negative zeros, unchanged rows, values on the grid and
-    changes of every size."""
+    groups, constant groups, all-negative groups, negative zeros, subnormals, unchanged rows,
+    values on the grid and changes of every size."""
     assert fused.covers(parse_spec(spec), (48, 256))
     generator = torch.Generator().manual_seed(0)
     w0 = torch.randn(48, 256, generator=generator) * 0.02
@@ -414,6 +441,9 @@ def test_fused_kernel_equals_torch_path(spec, dtype):
     w0[2, :128] = torch.arange(128) * 0.5 - 32  # exact halves: round-half-even ties
     w0[4] = -w0[4].abs()  # all negative: the kernel orders signed floats by their bits
     w0[5, ::2] = -0.0  # negative zeros beside positive values
+    w0[6] = 0.5  # constant: max - min = 0, Δ = 1 by convention
+    w0[7] = torch.tensor([0.0, -0.0]).repeat(128)  # zeros of both signs only
+    w0[8] = w0[8] * 1e-37  # subnormal floats
     scale = torch.logspace(-7, -1, 48).unsqueeze(1)  # from far below to beyond a step
     w1 = w0 + torch.randn(48, 256, generator=generator) * scale
     w1[3] = w0[3]  # an unchanged row

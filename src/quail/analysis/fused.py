@@ -38,7 +38,8 @@ def covers(spec: QuantSpec, shape: tuple[int, ...]) -> bool:
     )
 
 
-PREFETCH_AHEAD = 2048  # elements: how far ahead of the group in hand the kernel asks for memory
+PREFETCH_AHEAD = 4096  # bytes: how far ahead of the group in hand the kernel asks for memory
+CACHE_LINE = 64  # bytes
 BLOCK_ELEMENTS = 1 << 16  # the unit of work a thread takes: blocks are handed out as threads
 # come free, so a thread slowed by other work on its core (page faults reading the memory-mapped
 # files, another process) does not hold up the rest at the end of each chunk
@@ -114,8 +115,7 @@ def _float32_as_bits(typingctx, value):
 def _prefetch(typingctx, array, index):
     """Ask the CPU to start loading array[index] into its caches. The kernel reads each group
     several times from cache but only once from memory, and the hardware prefetcher did not
-    keep up with that pattern: asking ahead took the main loop on weights in memory from 1.6
-    to 0.5 ns per pair (docs/BENCHMARKS.md)."""
+    keep up with that pattern (docs/BENCHMARKS.md, eleventh session)."""
 
     def codegen(context, builder, signature, args):
         array_type = signature.args[0]
@@ -128,7 +128,7 @@ def _prefetch(typingctx, array, index):
         prefetch = cgutils.get_or_insert_function(
             builder.module,
             ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]),
-            "llvm.prefetch.p0i8",
+            "llvm.prefetch.p0",
         )  # arguments: read (0), keep in all cache levels (3), data, not instructions (1)
         flags = [ir.Constant(i32, flag) for flag in (0, 3, 1)]
         builder.call(prefetch, [builder.bitcast(address, byte_pointer), *flags])
@@ -152,7 +152,7 @@ def _value_overload(array, j):
 def _ordered(bits):
     """An int32 that orders as the float32 with these bits does (negative floats order
     backwards as integers, so their magnitude bits are flipped); it is its own inverse."""
-    return bits ^ ((bits >> np.int32(31)) & np.int32(0x7FFFFFFF))
+    return np.int32(bits ^ np.int32((bits >> np.int32(31)) & np.int32(0x7FFFFFFF)))
 
 
 @numba.njit(inline="always")
@@ -163,7 +163,7 @@ def _rtn_step(w, bits, symmetric):
     if symmetric:
         top = np.int32(0)
         for j in range(w.shape[0]):
-            top = max(top, _float32_as_bits(_value(w, j)) & np.int32(0x7FFFFFFF))
+            top = max(top, np.int32(_float32_as_bits(_value(w, j)) & np.int32(0x7FFFFFFF)))
         scale = _bits_as_float32(top) / np.float32(2 ** (bits - 1) - 1)
         zero = np.float32(0.0)
     else:
@@ -190,9 +190,10 @@ def _rtn_pair(
     Maxima are taken over bit patterns as int32, which order non-negative floats as their
     values do and, unlike float max, vectorise; so are the lowest patterns that fall in a bin
     above 0, which with the maxima bound the histogram bins the block touched. Counts within a
-    group are int32 on purpose: numba widens int32 + int32 to int64, which halves the vector
-    width of the whole loop."""
+    group, like the scales' extremes, are int32 through explicit casts: numba widens int32
+    arithmetic to int64, which halves the vector width."""
     n_groups, n = w0.shape[0] // group, w0.shape[0]
+    distance, line = PREFETCH_AHEAD // w0.itemsize, CACHE_LINE // w0.itemsize
     if symmetric:
         low, high = np.float32(-(2 ** (bits - 1))), np.float32(2 ** (bits - 1) - 1)
     else:
@@ -212,7 +213,7 @@ def _rtn_pair(
         abs_bits_low = half_bits_low = no_bin
         for g in range(block * block_groups, min((block + 1) * block_groups, n_groups)):
             start = g * group
-            for ahead in range(start + PREFETCH_AHEAD, min(start + PREFETCH_AHEAD + group, n), 16):
+            for ahead in range(start + distance, min(start + distance + group, n), line):
                 _prefetch(w0, ahead)
                 _prefetch(w1, ahead)
             a, b = w0[start : start + group], w1[start : start + group]

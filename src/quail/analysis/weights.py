@@ -8,7 +8,9 @@ time: a folder is read tensor by tensor, never loaded whole, and pickle files ar
 import contextlib
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
+import weakref
 from pathlib import Path
 
 import torch
@@ -21,6 +23,7 @@ from quail.models import check_model_dir
 from quail.quant import quantizable_modules
 
 INDEX = "model.safetensors.index.json"
+READ_AHEAD_BYTES = 256 << 20  # per checkpoint: how far past the layer in hand to read ahead
 EMBEDDING_NAMES = ("wte", "wpe")
 
 
@@ -64,49 +67,73 @@ class FolderWeights:
         self.keys = {name: key for name, key, _ in layers}
         self.shapes = {name: shape for name, _, shape in layers}
         self.files = {name: files[key][0] for name, key, _ in layers}
+        spans = {path: data_spans(path) for path in set(self.files.values())}
+        self.spans = {name: spans[self.files[name]][self.keys[name]] for name in self.files}
         self.read_ahead = ReadAhead()
 
     @contextlib.contextmanager
     def open(self, name: str):
-        """The layer's safetensors slice (a memory map: rows are read only when indexed). Its
-        file, and the file after it, are read ahead meanwhile, so reading overlaps computing."""
-        order = list(dict.fromkeys(self.files.values()))  # files in the order layers use them
-        position = order.index(self.files[name])
-        for path in order[position : position + 2]:
-            self.read_ahead.file(path)
+        """The layer's safetensors slice (a memory map: rows are read only when indexed). The
+        layer's bytes and the next layers', up to READ_AHEAD_BYTES, are read ahead meanwhile, so
+        reading overlaps computing."""
+        names = list(self.files)
+        ahead = 0
+        for following in names[names.index(name) :]:
+            if ahead >= READ_AHEAD_BYTES:
+                break
+            start, end = self.spans[following]
+            self.read_ahead.span(self.files[following], start, end)
+            ahead += end - start
         with safe_open(self.files[name], framework="pt") as handle:
             yield handle.get_slice(self.keys[name])
 
 
 class ReadAhead:
-    """Reads files into the OS page cache from a background thread, each once, in the order
-    asked, so that the analysis finds a layer's bytes in memory rather than waiting on the disk
-    a page fault at a time. One `POSIX_FADV_WILLNEED` per piece: Linux reads at most its
-    readahead window per call (one call for a whole 256 MB shard read 8 MB of it), a window of
-    128 KB by default, and asking in pieces that small reads as fast (docs/BENCHMARKS.md). The
-    calls block while the disk's queue is full, hence the thread."""
+    """Reads byte ranges of files into the OS page cache from a background thread, each once, in
+    the order asked, so that the analysis finds a layer's bytes in memory rather than waiting on
+    the disk a page fault at a time. One `POSIX_FADV_WILLNEED` per piece: Linux reads at most
+    its readahead window (or the device's optimal I/O size) per call, 128 KB by default, and a
+    call for a whole shard read a few MB of it. The calls block while the disk's queue is full,
+    hence the thread; a daemon, so that exiting never waits for it. Where the OS has no
+    `posix_fadvise`, nothing is read ahead."""
 
     PIECE = 128 << 10
 
     def __init__(self) -> None:
         self.requested = set()
-        self.worker = None
+        self.requests = None
 
-    def file(self, path: Path) -> None:
-        if path in self.requested or not hasattr(os, "posix_fadvise"):
+    def span(self, path: Path, start: int, end: int) -> None:
+        if (path, start) in self.requested or not hasattr(os, "posix_fadvise"):
             return
-        self.requested.add(path)
-        if self.worker is None:
-            self.worker = ThreadPoolExecutor(1, thread_name_prefix="quail-read-ahead")
-        self.worker.submit(self._advise, path)
+        self.requested.add((path, start))
+        if self.requests is None:
+            self.requests = queue.SimpleQueue()
+            threading.Thread(
+                target=advise_will_need,
+                args=(self.requests, self.PIECE),
+                name="quail-read-ahead",
+                daemon=True,
+            ).start()
+            weakref.finalize(self, self.requests.put, None)  # the thread ends with this object
+        self.requests.put((path, start, end))
 
-    def _advise(self, path: Path) -> None:
-        fd = os.open(path, os.O_RDONLY)
+
+def advise_will_need(requests: queue.SimpleQueue, piece: int) -> None:
+    """The read-ahead thread: each (path, start, end) from `requests`, piece by piece, until
+    None."""
+    while (request := requests.get()) is not None:
+        path, start, end = request
         try:
-            for offset in range(0, os.fstat(fd).st_size, self.PIECE):
-                os.posix_fadvise(fd, offset, self.PIECE, os.POSIX_FADV_WILLNEED)
-        finally:
-            os.close(fd)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                for offset in range(start, end, piece):
+                    length = min(piece, end - offset)
+                    os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # a hint only: the analysis then reads these bytes when it needs them
 
 
 def open_weights(source, include_lm_head: bool, include_embeddings: bool):
@@ -145,6 +172,20 @@ def tensor_files(folder: Path) -> dict[str, tuple[Path, tuple[int, ...]]]:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise QuailError(f"cannot read {path}: {reason}: re-save the model") from None
     return files
+
+
+def data_spans(path: Path) -> dict[str, tuple[int, int]]:
+    """Where each tensor's bytes lie in a safetensors file: the format is an 8-byte header
+    length, a JSON header giving each tensor's `data_offsets`, then the data."""
+    with open(path, "rb") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(length))
+    base = 8 + length
+    return {
+        key: (base + entry["data_offsets"][0], base + entry["data_offsets"][1])
+        for key, entry in header.items()
+        if key != "__metadata__"
+    }
 
 
 def skeleton_layers(folder: Path, files: dict, include_lm_head: bool, include_embeddings: bool):
