@@ -203,7 +203,8 @@ def _rtn_pair(
     above_zero_bin = np.int32(1 << dropped_bits)
     no_bin = np.int32(np.iinfo(np.int32).max)
     for block in numba.prange(sums.shape[0]):
-        row_abs, row_half = h_abs[numba.get_thread_id()], h_half[numba.get_thread_id()]
+        thread = numba.get_thread_id()
+        row_abs, row_half = h_abs[thread], h_half[thread]
         size = np.empty(group, np.float32)  # |change|, then read back as bit patterns
         half_steps = np.empty(group, np.float32)
         size_bits, half_bits = size.view(np.int32), half_steps.view(np.int32)

@@ -67,6 +67,7 @@ class FolderWeights:
         self.keys = {name: key for name, key, _ in layers}
         self.shapes = {name: shape for name, _, shape in layers}
         self.files = {name: files[key][0] for name, key, _ in layers}
+        self.order = list(self.files)  # layers as analysed, for reading ahead
         spans = {path: data_spans(path) for path in set(self.files.values())}
         self.spans = {name: spans[self.files[name]][self.keys[name]] for name in self.files}
         self.read_ahead = ReadAhead()
@@ -76,9 +77,8 @@ class FolderWeights:
         """The layer's safetensors slice (a memory map: rows are read only when indexed). The
         layer's bytes and the next layers', up to READ_AHEAD_BYTES, are read ahead meanwhile, so
         reading overlaps computing."""
-        names = list(self.files)
         ahead = 0
-        for following in names[names.index(name) :]:
+        for following in self.order[self.order.index(name) :]:
             if ahead >= READ_AHEAD_BYTES:
                 break
             start, end = self.spans[following]
