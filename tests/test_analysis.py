@@ -479,8 +479,8 @@ def test_fused_kernel_splits_work_across_threads_without_changing_results():
 
 
 def test_fused_kernel_accumulates_chunks_across_a_change_of_threads():
-    """One layer fed in chunks: several blocks on 2 threads, one block on 1 thread (the thread
-    rows are folded and made anew mid-layer), an unchanged chunk (nothing above bin 0)."""
+    """One layer fed in chunks: several blocks on 2 threads, one block on 1 thread (fewer rows
+    of the kernel's kept histogram rows in use), an unchanged chunk (nothing above bin 0)."""
     generator = torch.Generator().manual_seed(1)
     w0 = torch.randn(4 * fused.BLOCK_ELEMENTS // 128 + 40, 128, generator=generator) * 0.02
     scale = torch.logspace(-6, -2, w0.shape[0]).unsqueeze(1)  # changes of many sizes
@@ -499,6 +499,27 @@ def test_fused_kernel_accumulates_chunks_across_a_change_of_threads():
     zeros = fast.abs_change.coarse()["zeros"]
     assert zeros == fast.elements - fast.changed >= 20 * 128  # the unchanged rows, at least
     assert_close(fast.figures(histogram=True), slow.figures(histogram=True))
+
+
+def test_fused_kernel_rows_are_emptied_for_the_next_layer():
+    """The kernel counts into histogram rows kept across calls: two layers fed chunk by chunk
+    in alternation, and a layer after one whose changes are inf or NaN, count exactly what they
+    count alone, and the rows are all zero after each call."""
+    generator = torch.Generator().manual_seed(2)
+    layers = [torch.randn(2, 96, 128, generator=generator) * s for s in (0.02, 3.0)]
+    layers = [(w0, w0 + torch.randn(w0.shape, generator=generator) * 1e-3) for w0 in layers]
+    spec = parse_spec("int4")
+    alone = [_stats(ChangeStats.add_torch, w0, w1, "int4") for w0, w1 in layers]
+    broken = torch.full((4, 128), float("inf")), torch.full((4, 128), float("nan"))
+    _stats(ChangeStats.add_fused, *broken, "int4")
+    assert not fused._ROWS.rows.any()
+    alternating = [ChangeStats(), ChangeStats()]
+    for chunk in range(2):
+        for stats, (w0, w1) in zip(alternating, layers, strict=True):
+            stats.add_fused(w0[chunk], w1[chunk], spec)
+            assert not fused._ROWS.rows.any()
+    for fast, slow in zip(alternating, alone, strict=True):
+        assert fast.abs_change == slow.abs_change and fast.half_steps == slow.half_steps
 
 
 def test_both_paths_bin_every_weight_even_where_an_infinity_makes_nan():

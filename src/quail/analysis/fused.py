@@ -11,6 +11,8 @@ histogram bins equal the torch path's exactly; sums agree to float rounding (the
 another order).
 """
 
+import threading
+
 import numba
 import numpy as np
 import torch
@@ -48,8 +50,7 @@ BLOCK_ELEMENTS = 1 << 16  # the unit of work a thread takes: blocks are handed o
 def change_sums(w0, w1, spec: QuantSpec, abs_change, half_steps, dropped_bits) -> dict:
     """`ChangeStats`' sums, counts and maxima for one chunk of rows (whole groups), by name;
     |W1 - W0| and |W1 - W0| / (Δ/2) are counted into the `Histogram`s `abs_change` and
-    `half_steps`, binned by float32 bit pattern >> `dropped_bits`, and each histogram is told
-    which bins above 0 the kernel touched (`Histogram.rows_touched`)."""
+    `half_steps`, binned by float32 bit pattern >> `dropped_bits`."""
     a, b = _flat(w0), _flat(w1)
     group = w0.shape[1] if spec.granularity == "channel" else spec.group_size
     block_groups = max(1, BLOCK_ELEMENTS // group)
@@ -59,27 +60,44 @@ def change_sums(w0, w1, spec: QuantSpec, abs_change, half_steps, dropped_bits) -
     counts = np.zeros((blocks, len(COUNTS)), np.int64)
     maxima = np.zeros((blocks, 2), np.int32)  # as bit patterns, see the kernel
     lowest = np.zeros((blocks, 2), np.int32)  # the lowest bit patterns in a bin above 0
+    rows = _thread_rows(threads, 1 << (31 - dropped_bits))
     numba_threads = numba.get_num_threads()
     numba.set_num_threads(threads)  # thread ids, and so histogram rows, are then < threads
     try:
         with numba.parallel_chunksize(1):  # blocks handed out one at a time, see BLOCK_ELEMENTS
             _rtn_pair(
                 a, b, group, block_groups, spec.bits, spec.symmetric, dropped_bits, sums,
-                counts, maxima, lowest, abs_change.thread_rows(threads),
-                half_steps.thread_rows(threads),
+                counts, maxima, lowest, rows[ABS_CHANGE], rows[HALF_STEPS],
             )  # fmt: skip
+    except BaseException:
+        _ROWS.rows = None  # perhaps counted into: not zero any more
+        raise
     finally:
         numba.set_num_threads(numba_threads)
     highest = maxima.max(0)
     for column, histogram in ((ABS_CHANGE, abs_change), (HALF_STEPS, half_steps)):
         first, last = int(lowest[:, column].min()), int(highest[column])
-        if first <= last:  # else nothing fell above bin 0
-            histogram.rows_touched(first >> dropped_bits, last >> dropped_bits)
+        histogram.add_rows(rows[column], first >> dropped_bits, last >> dropped_bits)
     return {
         **dict(zip(SUMS, sums.sum(0).tolist(), strict=True)),
         **dict(zip(COUNTS, counts.sum(0).tolist(), strict=True)),
         **dict(zip(MAXIMA, highest.view(np.float32).tolist(), strict=True)),
     }
+
+
+_ROWS = threading.local()
+
+
+def _thread_rows(threads: int, bins: int) -> np.ndarray:
+    """Histogram rows for the kernel to count into: (2 histograms, threads, bins) of int64,
+    zero, one array per Python thread kept across calls (`Histogram.add_rows` zeroes what the
+    kernel touched). Fresh rows for each layer cost more than the kernel on some machines:
+    the first touch of each new page faults, and in a virtual machine that can take 0.1 ms
+    (docs/BENCHMARKS.md, twelfth session)."""
+    rows = getattr(_ROWS, "rows", None)
+    if rows is None or rows.shape[1] < threads or rows.shape[2] != bins:
+        rows = _ROWS.rows = np.zeros((2, threads, bins), np.int64)
+    return rows[:, :threads]
 
 
 def _flat(weight: torch.Tensor) -> np.ndarray:
@@ -187,11 +205,10 @@ def _rtn_pair(
     `block_groups` groups at a time; block k fills row k of the sums, counts, maxima and lowest, and
     the thread running it counts into its own row of the histograms. `reassoc` lets the sums
     vectorise; every per-element value is computed exactly as the torch path computes it.
-    Maxima are taken over bit patterns as int32, which order non-negative floats as their
-    values do and, unlike float max, vectorise; so are the lowest patterns that fall in a bin
-    above 0, which with the maxima bound the histogram bins the block touched. Counts within a
-    group, like the scales' extremes, are int32 through explicit casts: numba widens int32
-    arithmetic to int64, which halves the vector width."""
+    The maxima and the lowest bit patterns that fall in a bin above 0 bound the histogram bins
+    the block touched, so only those are read back. Counts within a group, like the scales'
+    extremes, are int32 through explicit casts: numba widens int32 arithmetic to int64, which
+    halves the vector width."""
     n_groups, n = w0.shape[0] // group, w0.shape[0]
     distance, line = PREFETCH_AHEAD // w0.itemsize, CACHE_LINE // w0.itemsize
     if symmetric:
@@ -205,9 +222,9 @@ def _rtn_pair(
     for block in numba.prange(sums.shape[0]):
         thread = numba.get_thread_id()
         row_abs, row_half = h_abs[thread], h_half[thread]
-        size = np.empty(group, np.float32)  # |change|, then read back as bit patterns
+        size = np.empty(group, np.float32)  # |change|, kept for the histograms
         half_steps = np.empty(group, np.float32)
-        size_bits, half_bits = size.view(np.int32), half_steps.view(np.int32)
+        size_bits, half_steps_bits = size.view(np.int32), half_steps.view(np.int32)
         change_sq = quantized_change_sq = inner = original_sq = abs_change_sum = 0.0
         same = same_fixed = changed = half_step = 0
         abs_bits_max = half_bits_max = np.int32(0)
@@ -241,6 +258,18 @@ def _rtn_pair(
                 g_abs += size[j]
                 g_changed = np.int32(g_changed + np.int32(size[j] != 0))
                 g_half_step = np.int32(g_half_step + np.int32(half_steps[j] >= 1))
+                # extremes over bit patterns as int32: they order non-negative floats as
+                # the values do and, unlike float max, vectorise
+                size_pattern = _float32_as_bits(size[j])
+                half_pattern = _float32_as_bits(half_steps[j])
+                abs_bits_max = max(abs_bits_max, size_pattern)
+                half_bits_max = max(half_bits_max, half_pattern)
+                abs_bits_low = min(
+                    abs_bits_low, size_pattern if size_pattern >= above_zero_bin else no_bin
+                )
+                half_bits_low = min(
+                    half_bits_low, half_pattern if half_pattern >= above_zero_bin else no_bin
+                )
             change_sq += g_change_sq
             quantized_change_sq += g_quantized_sq
             inner += g_inner
@@ -250,18 +279,9 @@ def _rtn_pair(
             same_fixed += g_same_fixed
             changed += g_changed
             half_step += g_half_step
-            for j in range(group):  # vectorised: integer extremes of non-negative floats' bits
-                abs_bits_max = max(abs_bits_max, size_bits[j])
-                half_bits_max = max(half_bits_max, half_bits[j])
-                abs_bits_low = min(
-                    abs_bits_low, size_bits[j] if size_bits[j] >= above_zero_bin else no_bin
-                )
-                half_bits_low = min(
-                    half_bits_low, half_bits[j] if half_bits[j] >= above_zero_bin else no_bin
-                )
             for j in range(group):  # scalar: about 40% of the kernel's time
                 row_abs[np.uint32(size_bits[j]) >> shift] += 1  # unsigned: no wraparound test
-                row_half[np.uint32(half_bits[j]) >> shift] += 1
+                row_half[np.uint32(half_steps_bits[j]) >> shift] += 1
         sums[block, CHANGE_SQ] = change_sq
         sums[block, QUANTIZED_CHANGE_SQ] = quantized_change_sq
         sums[block, INNER] = inner

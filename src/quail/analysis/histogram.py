@@ -33,8 +33,6 @@ class Histogram:
         self.zeros = 0
         self.first = 1
         self.span = torch.zeros(0, dtype=torch.int64)
-        self._thread_rows = None  # the fused kernel's per-thread counts, not yet folded in
-        self._rows_first, self._rows_last = N_BINS, 0  # the bins above 0 they touched
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Histogram):
@@ -51,7 +49,6 @@ class Histogram:
 
     def _bounds(self) -> tuple[int, int] | None:
         """The lowest and highest non-empty bins above 0; None when there are none."""
-        self._fold_thread_rows()
         nonzero = torch.nonzero(self.span).flatten()
         if nonzero.numel() == 0:
             return None
@@ -79,40 +76,23 @@ class Histogram:
         self.span[first - self.first : end - self.first] += counts
 
     def merge(self, other: "Histogram") -> None:
-        other._fold_thread_rows()
         self.zeros += other.zeros
         if other.span.numel():
             self.add_span(other.first, other.span)
 
-    def thread_rows(self, threads: int) -> np.ndarray:
-        """A (threads, N_BINS) array the fused kernel counts into, one row per thread (threads
-        cannot add to one array at once); kept across chunks and folded in when read, so a
-        layer pays for the rows once, not once per chunk. After each kernel call
-        `fused.change_sums` reports the bins it touched with `rows_touched`; only those (and
-        bin 0) are read back."""
-        if self._thread_rows is None or self._thread_rows.shape[0] != threads:
-            self._fold_thread_rows()
-            self._thread_rows = np.zeros((threads, N_BINS), np.int64)
-        return self._thread_rows
-
-    def rows_touched(self, first: int, last: int) -> None:
-        """The kernel counted into bins `first`..`last` of the thread rows, besides bin 0."""
-        self._rows_first = min(self._rows_first, first)
-        self._rows_last = max(self._rows_last, last)
-
-    def _fold_thread_rows(self) -> None:
-        rows, first, last = self._thread_rows, self._rows_first, self._rows_last
-        if rows is None:
-            return
+    def add_rows(self, rows: np.ndarray, first: int, last: int) -> None:
+        """Add the fused kernel's per-thread counts (a (threads, N_BINS) array that is zero
+        outside bin 0 and bins `first`..`last`), then zero them for the kernel's next call:
+        reading and clearing the bins touched costs their span, not 2 MB per row."""
         self.zeros += int(rows[:, 0].sum())
+        rows[:, 0] = 0
         if first <= last:
             self.add_span(first, torch.from_numpy(rows[:, first : last + 1].sum(0)))
-        self._thread_rows, self._rows_first, self._rows_last = None, N_BINS, 0
+            rows[:, first : last + 1] = 0
 
     def quantiles(self) -> dict[str, float | None]:
         """The inverted-CDF quantile (smallest x with at least a fraction q of values <= x),
         rounded down to its bin's edge; None for an empty histogram."""
-        self._fold_thread_rows()
         cumulative = torch.cumsum(self.span, 0) + self.zeros
         total = int(cumulative[-1]) if cumulative.numel() else self.zeros
         if total == 0:
