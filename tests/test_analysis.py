@@ -503,23 +503,48 @@ def test_fused_kernel_accumulates_chunks_across_a_change_of_threads():
 
 def test_fused_kernel_rows_are_emptied_for_the_next_layer():
     """The kernel counts into histogram rows kept across calls: two layers fed chunk by chunk
-    in alternation, and a layer after one whose changes are inf or NaN, count exactly what they
-    count alone, and the rows are all zero after each call."""
+    in alternation (chunks of several blocks, on 2 threads), and a layer after one whose
+    changes are inf or NaN, count exactly what they count alone, and the rows are all zero
+    after each call."""
     generator = torch.Generator().manual_seed(2)
-    layers = [torch.randn(2, 96, 128, generator=generator) * s for s in (0.02, 3.0)]
+    rows = 2 * fused.BLOCK_ELEMENTS // 128 + 5  # three blocks per chunk
+    layers = [torch.randn(2, rows, 128, generator=generator) * s for s in (0.02, 3.0)]
     layers = [(w0, w0 + torch.randn(w0.shape, generator=generator) * 1e-3) for w0 in layers]
     spec = parse_spec("int4")
     alone = [_stats(ChangeStats.add_torch, w0, w1, "int4") for w0, w1 in layers]
     broken = torch.full((4, 128), float("inf")), torch.full((4, 128), float("nan"))
     _stats(ChangeStats.add_fused, *broken, "int4")
     assert not fused._ROWS.rows.any()
-    alternating = [ChangeStats(), ChangeStats()]
-    for chunk in range(2):
-        for stats, (w0, w1) in zip(alternating, layers, strict=True):
-            stats.add_fused(w0[chunk], w1[chunk], spec)
-            assert not fused._ROWS.rows.any()
+    alternating, threads = [ChangeStats(), ChangeStats()], torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        for chunk in range(2):
+            for stats, (w0, w1) in zip(alternating, layers, strict=True):
+                stats.add_fused(w0[chunk], w1[chunk], spec)
+                assert not fused._ROWS.rows.any()
+    finally:
+        torch.set_num_threads(threads)
     for fast, slow in zip(alternating, alone, strict=True):
         assert fast.abs_change == slow.abs_change and fast.half_steps == slow.half_steps
+
+
+def test_fused_kernel_rows_are_dropped_when_a_call_is_interrupted(monkeypatch):
+    """Interrupted between the kernel and the adding of its counts (Ctrl-C), a call leaves no
+    counts behind for the next layer."""
+    w0 = torch.randn(8, 128) * 0.02
+    w1 = w0 + 1e-3
+    real_add_rows = Histogram.add_rows
+
+    def interrupted(self, rows, first, last):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Histogram, "add_rows", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _stats(ChangeStats.add_fused, w0, w1, "int4")
+    monkeypatch.setattr(Histogram, "add_rows", real_add_rows)
+    fast = _stats(ChangeStats.add_fused, w0, w1, "int4")
+    slow = _stats(ChangeStats.add_torch, w0, w1, "int4")
+    assert fast.abs_change == slow.abs_change and fast.half_steps == slow.half_steps
 
 
 def test_both_paths_bin_every_weight_even_where_an_infinity_makes_nan():

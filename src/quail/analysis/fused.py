@@ -62,22 +62,23 @@ def change_sums(w0, w1, spec: QuantSpec, abs_change, half_steps, dropped_bits) -
     lowest = np.zeros((blocks, 2), np.int32)  # the lowest bit patterns in a bin above 0
     rows = _thread_rows(threads, 1 << (31 - dropped_bits))
     numba_threads = numba.get_num_threads()
-    numba.set_num_threads(threads)  # thread ids, and so histogram rows, are then < threads
     try:
-        with numba.parallel_chunksize(1):  # blocks handed out one at a time, see BLOCK_ELEMENTS
-            _rtn_pair(
-                a, b, group, block_groups, spec.bits, spec.symmetric, dropped_bits, sums,
-                counts, maxima, lowest, rows[ABS_CHANGE], rows[HALF_STEPS],
-            )  # fmt: skip
-    except BaseException:
-        _ROWS.rows = None  # perhaps counted into: not zero any more
+        numba.set_num_threads(threads)  # thread ids, and so histogram rows, are then < threads
+        try:
+            with numba.parallel_chunksize(1):  # blocks one at a time, see BLOCK_ELEMENTS
+                _rtn_pair(
+                    a, b, group, block_groups, spec.bits, spec.symmetric, dropped_bits, sums,
+                    counts, maxima, lowest, rows[ABS_CHANGE], rows[HALF_STEPS],
+                )  # fmt: skip
+        finally:
+            numba.set_num_threads(numba_threads)
+        highest = maxima.max(0)
+        for column, histogram in ((ABS_CHANGE, abs_change), (HALF_STEPS, half_steps)):
+            first, last = int(lowest[:, column].min()), int(highest[column])
+            histogram.add_rows(rows[column], first >> dropped_bits, last >> dropped_bits)
+    except BaseException:  # Ctrl-C included: the rows may hold counts not yet added and zeroed
+        _ROWS.rows = None
         raise
-    finally:
-        numba.set_num_threads(numba_threads)
-    highest = maxima.max(0)
-    for column, histogram in ((ABS_CHANGE, abs_change), (HALF_STEPS, half_steps)):
-        first, last = int(lowest[:, column].min()), int(highest[column])
-        histogram.add_rows(rows[column], first >> dropped_bits, last >> dropped_bits)
     return {
         **dict(zip(SUMS, sums.sum(0).tolist(), strict=True)),
         **dict(zip(COUNTS, counts.sum(0).tolist(), strict=True)),
@@ -279,7 +280,7 @@ def _rtn_pair(
             same_fixed += g_same_fixed
             changed += g_changed
             half_step += g_half_step
-            for j in range(group):  # scalar: about 40% of the kernel's time
+            for j in range(group):  # scalar: about half the kernel's time
                 row_abs[np.uint32(size_bits[j]) >> shift] += 1  # unsigned: no wraparound test
                 row_half[np.uint32(half_steps_bits[j]) >> shift] += 1
         sums[block, CHANGE_SQ] = change_sq

@@ -10,9 +10,9 @@ chunks add, so per-layer and whole-model quantiles come out of the same counts.
 
 Of the 2^18 bins, a layer's changes fill a few dozen octaves (a few ten thousand bins) plus the
 lowest bin (0, where unchanged weights fall), so a histogram keeps that bin's count apart and
-the others as a span from the lowest to the highest non-empty bin: folding, merging and reading
-quantiles then cost the span, not 2 MB per histogram and thread each layer (that was a quarter
-of an in-memory analysis).
+the others as a span from the lowest to the highest non-empty bin: adding the fused kernel's
+counts, merging and reading quantiles then cost the span, not 2 MB per histogram and thread
+each layer (that was a quarter of an in-memory analysis).
 """
 
 import numpy as np
@@ -81,9 +81,10 @@ class Histogram:
             self.add_span(other.first, other.span)
 
     def add_rows(self, rows: np.ndarray, first: int, last: int) -> None:
-        """Add the fused kernel's per-thread counts (a (threads, N_BINS) array that is zero
-        outside bin 0 and bins `first`..`last`), then zero them for the kernel's next call:
-        reading and clearing the bins touched costs their span, not 2 MB per row."""
+        """Add the fused kernel's per-thread counts (a (threads, N_BINS) array, binned as
+        `add` bins, that is zero outside bin 0 and bins `first`..`last`), then zero them for
+        the kernel's next call: reading and clearing the bins touched costs their span, not
+        2 MB per row."""
         self.zeros += int(rows[:, 0].sum())
         rows[:, 0] = 0
         if first <= last:
