@@ -13,7 +13,7 @@ from quail.unlearn import loop, make_config, unlearn
 from quail.unlearn.config import load_config
 
 CONFIG = {
-    "method": "quail",
+    "method": "quail_hinge",
     "hinge_on": "fp",
     "margin": 0.2,
     "steps": 6,
@@ -54,7 +54,7 @@ def test_output_folder_loads_in_transformers_with_run_json(tmp_path):
     ):
         assert torch.equal(a, b)
     run = json.loads((out / "run.json").read_text())
-    assert run["config"]["method"] == "quail" and run["seed"] == 0
+    assert run["config"]["method"] == "quail_hinge" and run["seed"] == 0
     assert len(run["curves"]) == 6 and {"forget", "retain", "hinge", "lr"} <= set(run["curves"][0])
     assert {"torch", "transformers", "accelerate"} <= set(run["environment"])
     assert run["wall_time_s"] > 0
@@ -93,6 +93,68 @@ def test_resume_without_checkpoint_or_with_another_config_is_refused(tmp_path):
         go(tmp_path / "a", save_every=2, divergence_threshold=0.5, lr=1.0, steps=50)
     with pytest.raises(QuailError, match="different config"):
         go(tmp_path / "a", resume=True, save_every=2, lr=0.5)
+
+
+class Planted:
+    """A pickle payload: unpickling it writes a file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def checkpoint_after_three_steps(tmp_path, monkeypatch, **overrides):
+    real_batch, calls = loop._batch, {"n": 0}
+
+    def crash_at_step_four(*args):
+        calls["n"] += 1
+        if calls["n"] > 3 * CONFIG["grad_accum"] * 2:  # forget + retain batches per micro-step
+            raise KeyboardInterrupt
+        return real_batch(*args)
+
+    monkeypatch.setattr(loop, "_batch", crash_at_step_four)
+    with pytest.raises(KeyboardInterrupt):
+        go(tmp_path / "out", save_every=3, **overrides)
+    monkeypatch.setattr(loop, "_batch", real_batch)
+    return tmp_path / "out.checkpoints" / "step-000003"
+
+
+def test_checkpoints_hold_only_safetensors_and_json_and_a_planted_pickle_is_refused(
+    tmp_path, monkeypatch
+):
+    import pickle
+
+    folder = checkpoint_after_three_steps(tmp_path, monkeypatch)
+    assert sorted(p.suffix for p in folder.iterdir()) == [".json"] + [".safetensors"] * 4
+    marker = tmp_path / "ran"
+    (folder / "custom_checkpoint_0.pkl").write_bytes(pickle.dumps(Planted(marker)))
+    with pytest.raises(QuailError, match="custom_checkpoint_0.pkl, which quail never writes"):
+        go(tmp_path / "out", resume=True, save_every=3)
+    assert not marker.exists()
+
+
+def test_a_checkpoint_that_cannot_be_written_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    from quail.unlearn import checkpoint
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_model", disk_full)
+    with pytest.raises(QuailError, match="cannot write checkpoint .*No space left on device"):
+        go(tmp_path / "out", save_every=2)
+    assert not list((tmp_path / "out.checkpoints").iterdir())
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_checkpoint_is_one_line(tmp_path, monkeypatch):
+    folder = checkpoint_after_three_steps(tmp_path, monkeypatch)
+    (folder / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(QuailError, match="cannot be read"):
+        go(tmp_path / "out", resume=True, save_every=3)
 
 
 def test_divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -137,16 +199,27 @@ def test_divergence_on_nan_without_checkpoints(monkeypatch):
     [
         ({"method": "forget_everything"}, "unknown method 'forget_everything'"),
         ({"lr": -1e-5}, "lr must be positive"),
-        ({"method": "quail", "margin": None, "hinge_on": "fp"}, "calibrated margin needs a"),
-        ({"method": "quail", "margin": None, "hinge_on": "fp", "quant": "fp"}, "calibrated margin"),
-        ({"method": "quail"}, "hinge_on=quant needs a quantization spec"),
+        ({"method": "quail_hinge", "margin": None, "hinge_on": "fp"}, "calibrated margin needs"),
+        ({"method": "quail_hinge", "margin": None, "hinge_on": "fp", "quant": "fp"}, "calibrated"),
+        ({"method": "quail_hinge"}, "hinge_on=quant needs a quantization spec"),
+        ({"method": "quail"}, "measures forgetting in the formats you will ship"),
+        ({"method": "quail", "quant": "fp"}, "measures forgetting in the formats"),
+        ({"method": "ga_gdr", "update": "flip", "quant": "fp"}, "in units of a quantization step"),
+        ({"method": "quail", "quant": "nf4"}, "is not one: list an rtn spec first"),
+        ({"method": "quail", "quant": "int4", "margin": None}, "needs a fixed logit margin"),
+        ({"method": "ga_gdr", "update": "bucket"}, "pass --quant SPEC"),
+        ({"method": "ga_gdr", "measure": True, "quant": "fp"}, "measures forgetting"),
+        ({"quant": ","}, "quant is empty"),
+        ({"target": 1.5}, r"config 'target' must be in \[0, 1\]"),
+        ({"lr": float("nan")}, "lr must be positive"),
         ({"method": "ste_ga_gdr"}, "pass --quant SPEC"),
         ({"distance": "cosine"}, "config 'distance' is 'cosine'; choose one of"),
         ({"steps": "many"}, "config 'steps' must be int"),
         ({"learning_rate": 1e-5}, "unknown config key 'learning_rate'"),
         ({"quant": "int42"}, "int42"),
         ({"method": "sure_ga_gdr", "lora_r": 4}, "lora_r > 0 cannot be combined"),
-        ({"method": "quail", "quant": "int4", "lora_r": 4}, "set hinge_on=fp or lora_r=0"),
+        ({"method": "quail_hinge", "quant": "int4", "lora_r": 4}, "set hinge_on=fp or lora_r=0"),
+        ({"method": "quail", "quant": "int4", "lora_r": 4}, "lora_r > 0 cannot be combined"),
     ],
 )
 def test_bad_configs_give_one_line_errors(values, match):

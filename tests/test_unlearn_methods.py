@@ -59,7 +59,7 @@ def test_npo_starts_at_its_closed_form(cache):
     assert first["forget"] == pytest.approx(2 / beta * math.log(2), rel=1e-5)
 
 
-@pytest.mark.parametrize("method", ["npo_klr", "quail"])
+@pytest.mark.parametrize("method", ["npo_klr", "quail_hinge"])
 def test_cache_modes_give_the_same_run(method):
     curves = {}
     for cache in ("full", "live"):
@@ -76,7 +76,7 @@ def test_topk_klr_with_small_k_runs_and_starts_at_zero():
 
 
 def test_quail_hinge_starts_at_its_calibrated_margin():
-    result = run("quail", steps=2, quant=QUANT, margin=None, distance="l2", hinge_on="fp")
+    result = run("quail_hinge", steps=2, quant=QUANT, margin=None, distance="l2", hinge_on="fp")
     margins = result.margins
     assert margins.perturbation > 0
     assert margins.logits == pytest.approx(margins.perturbation)  # margin_multiple = 1
@@ -84,7 +84,7 @@ def test_quail_hinge_starts_at_its_calibrated_margin():
 
 
 def test_quail_fixed_margin_and_quantized_hinge_with_layer_margins_run():
-    fixed = run("quail", steps=2, margin=0.5, distance="l2", hinge_on="fp")
+    fixed = run("quail_hinge", steps=2, margin=0.5, distance="l2", hinge_on="fp")
     assert fixed.curves[0]["hinge"] == pytest.approx(0.5, rel=1e-5)
     quant = run("quail_npo", steps=3, quant=QUANT, margin=None, layer_margins=True)
     assert len(quant.margins.layers) == 2
@@ -188,9 +188,9 @@ def test_margin_from_quantize_is_zero_on_grid_weights_and_noise_is_not():
     spec = parse_spec(QUANT)
     on_grid = quantize_model(tiny.trained_model(), spec)
     calibrated = {"quant": QUANT, "margin": None, "distance": "l2", "model": on_grid}
-    quantize = run("quail", steps=1, margin_from="quantize", **calibrated)
+    quantize = run("quail_hinge", steps=1, margin_from="quantize", **calibrated)
     assert quantize.margins.perturbation == pytest.approx(0.0, abs=1e-6)
-    noise = run("quail", steps=1, margin_from="noise", **calibrated)
+    noise = run("quail_hinge", steps=1, margin_from="noise", **calibrated)
     assert noise.margins.perturbation > 0.01
 
 

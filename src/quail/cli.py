@@ -181,7 +181,12 @@ def unlearn_command(
         str | None, typer.Option("--method", help="ga, ga_gdr, npo_gdr, quail, ... (see docs).")
     ] = None,
     quant: Annotated[
-        str | None, typer.Option("--quant", help="Target spec (QUAIL margin, STE): int4, nf4...")
+        str | None,
+        typer.Option(
+            "--quant",
+            help="The formats you will ship, comma-separated; the first is the grid training "
+            "aims at (e.g. rtn-int4-g32-asym,nf4).",
+        ),
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="YAML of unlearn settings.")
@@ -204,7 +209,11 @@ def unlearn_command(
     forget, retain = (load_unlearning_sets if task == "knowledge" else load_claim_sets)(data)
     result = unlearn(model, forget, retain, settings, out=out, resume=resume)
     last = result.curves[-1] if result.curves else {}
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k not in ("step", "lr", "seconds"))
+    shown = ", ".join(
+        f"{k} {v:.4f}" for k, v in last.items() if k not in ("step", "lr", "seconds", "check")
+    )
+    if result.statement:
+        console.print(result.statement, highlight=False)
     console.print(
         f"wrote {out} ({settings.method}, {len(result.curves)} steps, "
         f"{result.wall_time_s:.1f}s): {shown}"

@@ -47,7 +47,7 @@ def change_histogram(results: dict, spec: str, path: Path) -> Path:
     for name, method in results["methods"].items():
         summary = method.get("analysis", {}).get(spec, {}).get("summary", {})
         histogram = summary.get("change_in_half_steps", {}).get("histogram")
-        if histogram:
+        if histogram and histogram["counts"]:  # an unchanged model has no changes to draw
             edges, counts = histogram["edges"], histogram["counts"]
             axes.stairs(counts, edges, label=name)
     axes.set_xscale("log")

@@ -1,7 +1,7 @@
 """`unlearn()`: load, check, train, save. What the CLI and notebooks call."""
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -18,6 +18,7 @@ from quail.unlearn.config import UnlearnConfig, load_config, make_config, to_dic
 from quail.unlearn.loop import train
 from quail.unlearn.methods import METHODS
 from quail.unlearn.reference import Margins
+from quail.unlearn.target import Outcome
 
 
 @dataclass
@@ -30,6 +31,8 @@ class UnlearnResult:
     cache: str | None
     wall_time_s: float
     out: Path | None  # the saved Hugging Face folder (with run.json), if any
+    outcome: Outcome | None = None  # a measured run: why it stopped, what each check saw
+    statement: str | None = None  # that, in one line
 
 
 def unlearn(
@@ -88,7 +91,13 @@ def unlearn(
         result.cache,
         result.wall_time_s,
         out,
+        result.outcome,
+        _statement(config, result.outcome),
     )
+
+
+def _statement(config: UnlearnConfig, outcome: Outcome | None) -> str | None:
+    return None if outcome is None else outcome.statement(config.target, config.utility_floor)
 
 
 def _as_config(config) -> UnlearnConfig:
@@ -115,6 +124,8 @@ def _run_record(config, result, n_forget: int, n_retain: int) -> dict:
         "device": str(next(result.model.parameters()).device),
         "processes": PartialState().num_processes,
         "wall_time_s": result.wall_time_s,
+        "stop": None if result.outcome is None else asdict(result.outcome),
+        "stop_statement": _statement(config, result.outcome),
         "curves": result.curves,
     }
 

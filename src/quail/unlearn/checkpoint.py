@@ -1,17 +1,33 @@
-"""Checkpoints for `--resume`: accelerate's full training state plus a small JSON of our own.
+"""Checkpoints for `--resume`: tensors in safetensors, everything else in JSON, nothing pickled.
 
 They live beside the output folder (`OUT.checkpoints/step-NNNNNN`), because the output folder
 itself only appears, complete, at the end. Each is written under a temporary name and renamed,
 and only the newest is kept, so the newest on disk is always whole and good.
+
+A checkpoint folder holds exactly these files, and one holding anything else is refused (a
+pickle planted there would otherwise be one `torch.load` away from running):
+
+    model.safetensors       the parameters (shared tensors, such as tied embeddings, once)
+    optimizer.safetensors   the optimizer's per-parameter tensors, `{index}.{name}`
+    extra.safetensors       the loop's own tensors (update=flip's gradient averages)
+    rng-{rank}.safetensors  torch's random state, per process (CPU, then each GPU)
+    trainer_state.json      step, curves, config, and the optimizer's and scheduler's scalars
 """
 
 import json
+import re
 import shutil
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
+from safetensors import SafetensorError
+from safetensors.torch import load_file, load_model, save_file, save_model
+
+from quail.errors import QuailError
 
 STATE = "trainer_state.json"
+FILES = re.compile(r"(model|optimizer|extra)\.safetensors|rng-\d+\.safetensors|trainer_state\.json")
 
 
 def checkpoint_root(out: Path) -> Path:
@@ -23,22 +39,95 @@ def latest_checkpoint(root: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def save_checkpoint(accelerator: Accelerator, root: Path, step: int, state: dict) -> Path:
+def save_checkpoint(accelerator, root, step, state, model, optimizer, scheduler, extra) -> Path:
+    """Write step `step`'s checkpoint; a failure (disk full, no permission) leaves no partial
+    folder behind and is one line naming the folder."""
     path, tmp = root / f"step-{step:06d}", root / f".step-{step:06d}.tmp"
-    if accelerator.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp), safe_serialization=True)
-    if accelerator.is_main_process:
-        (tmp / STATE).write_text(json.dumps(state))
-        tmp.rename(path)
-        for old in root.glob("step-*"):
-            if old != path:
-                shutil.rmtree(old)
+    try:
+        if accelerator.is_main_process:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        save_file(_rng_state(), str(tmp / f"rng-{accelerator.process_index}.safetensors"))
+        if accelerator.is_main_process:
+            save_model(accelerator.unwrap_model(model), str(tmp / "model.safetensors"))
+            tensors, optimizer_json = _split_optimizer(optimizer.state_dict())
+            save_file(tensors, str(tmp / "optimizer.safetensors"))
+            save_file({k: v.contiguous() for k, v in extra.items()}, str(tmp / "extra.safetensors"))
+            record = state | {"optimizer": optimizer_json, "scheduler": scheduler.state_dict()}
+            (tmp / STATE).write_text(json.dumps(record))
+            tmp.rename(path)
+            for old in root.glob("step-*"):
+                if old != path:
+                    shutil.rmtree(old)
+    except OSError as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise QuailError(
+            f"cannot write checkpoint {path}: {error.strerror or error}; free space or fix the "
+            "folder's permissions, then --resume from the last checkpoint"
+        ) from None
     accelerator.wait_for_everyone()
     return path
 
 
-def load_checkpoint(accelerator: Accelerator, path: Path) -> dict:
-    accelerator.load_state(str(path))
-    return json.loads((path / STATE).read_text())
+def load_checkpoint(accelerator: Accelerator, path: Path, model, optimizer, scheduler):
+    """Restore what `save_checkpoint` wrote; return (trainer state, extra tensors)."""
+    unexpected = sorted(p.name for p in path.iterdir() if not FILES.fullmatch(p.name))
+    if unexpected:
+        raise QuailError(
+            f"checkpoint {path} holds {unexpected[0]}, which quail never writes (checkpoints "
+            "are safetensors and JSON only, so nothing in them can run code): delete "
+            f"{path.parent} and start again"
+        )
+    try:
+        state = json.loads((path / STATE).read_text("utf-8"))
+        load_model(accelerator.unwrap_model(model), str(path / "model.safetensors"))
+        tensors = load_file(str(path / "optimizer.safetensors"))
+        optimizer.load_state_dict(_join_optimizer(tensors, state.pop("optimizer")))
+        scheduler.load_state_dict(state.pop("scheduler"))
+        rng = path / f"rng-{accelerator.process_index}.safetensors"
+        if rng.is_file():
+            _set_rng_state(load_file(str(rng)))
+        extra = load_file(str(path / "extra.safetensors"))
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as error:
+        raise QuailError(
+            f"checkpoint {path} cannot be read ({str(error).splitlines()[0][:120]}); delete "
+            f"{path.parent} and start again"
+        ) from None
+    return state, extra
+
+
+def _split_optimizer(state_dict: dict) -> tuple[dict, dict]:
+    """An optimizer state dict as safetensors tensors plus JSON for everything else."""
+    tensors, scalars = {}, {}
+    for index, values in state_dict["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{index}.{name}"] = value.contiguous()
+            else:
+                scalars[f"{index}.{name}"] = value
+    return tensors, {"scalars": scalars, "param_groups": state_dict["param_groups"]}
+
+
+def _join_optimizer(tensors: dict, saved: dict) -> dict:
+    state: dict = {}
+    for key, value in list(tensors.items()) + list(saved["scalars"].items()):
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": saved["param_groups"]}
+
+
+def _rng_state() -> dict[str, torch.Tensor]:
+    states = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            states[f"cuda{i}"] = s
+    return states
+
+
+def _set_rng_state(states: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(states["cpu"])
+    cuda = [states[f"cuda{i}"] for i in range(len(states) - 1)]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)

@@ -22,6 +22,7 @@ CHOICES = {
     "mixed_precision": ("auto", "no", "bf16"),
     "cache": ("auto", "full", "topk", "live"),
     "schedule": ("constant", "linear", "cosine"),
+    "update": ("auto", "adamw", "bucket", "flip"),
 }
 
 
@@ -45,7 +46,10 @@ class UnlearnConfig:
     beta: float = 0.1  # NPO inverse temperature
     gamma: float = 1.0  # weight of the QUAIL hinge
 
-    quant: str | None = None  # target quantization spec (calibrated margin, hinge_on=quant, STE)
+    # The formats the model will ship in, comma-separated: the first is the grid training aims
+    # at (calibrated margin, hinge_on=quant, STE, update=bucket/flip); all are measured when the
+    # run measures its forgetting (`quant_list`).
+    quant: str | None = None
     # Hinge defaults chosen by experiment (docs/METHODS.md): the target token's log-prob drop,
     # enforced on the fake-quantized model, by at least 1 nat.
     margin: float | None = 1.0  # fixed margin; None = calibrate from `quant`
@@ -56,6 +60,18 @@ class UnlearnConfig:
     layer_margins: bool = False  # also hinge every decoder layer's output, each with its margin
 
     sure_percentile: float = 90.0  # SURE: rows above this percentile of saliency are updated
+
+    # How weights move: auto = the method's own (flip for quail, adamw otherwise); adamw; bucket
+    # = AdamW's step scaled by each weight's quantization step Δ (lr in buckets per step); flip
+    # = the weights of largest gain move exactly one bucket (flips.py).
+    update: str = "auto"
+    # Measured stopping (target.py): check forgetting every `check_every` steps at fp and in
+    # every `quant` format; stop once forget <= target x the original's in all of them, or go
+    # back to the last check with retain >= utility_floor x the original's. quail always does.
+    measure: bool = False
+    target: float = 0.1
+    utility_floor: float = 0.85
+    check_every: int = 1
 
     dtype: str = "fp32"  # weight storage: fp32, bf16 (fp32 master), bf16_pure
     mixed_precision: str = "auto"  # bf16 autocast: auto (GPUs with bf16), no, bf16
@@ -143,9 +159,12 @@ def validate(config: UnlearnConfig) -> None:
             raise QuailError(
                 f"config '{name}' is {getattr(config, name)!r}; choose one of {', '.join(allowed)}"
             )
-    if config.lr <= 0:
+    if not config.lr > 0:  # NaN too
         raise QuailError(f"lr must be positive, got {config.lr}")
-    for name in ("steps", "batch_size", "grad_accum", "max_length", "cache_topk"):
+    for name in ("target", "utility_floor"):
+        if not 0 <= getattr(config, name) <= 1:
+            raise QuailError(f"config '{name}' must be in [0, 1], got {getattr(config, name)}")
+    for name in ("steps", "batch_size", "grad_accum", "max_length", "cache_topk", "check_every"):
         if getattr(config, name) < 1:
             raise QuailError(f"config '{name}' must be at least 1, got {getattr(config, name)}")
     for name in ("weight_decay", "warmup_steps", "max_grad_norm", "alpha", "gamma", "lora_r"):
@@ -162,8 +181,28 @@ def validate(config: UnlearnConfig) -> None:
     if config.margin_multiple <= 0:
         raise QuailError(f"margin_multiple must be positive, got {config.margin_multiple}")
     method = METHODS[config.method]
-    spec = parse_spec(config.quant) if config.quant is not None else None
+    specs = [parse_spec(text) for text in quant_list(config)]
+    spec = specs[0] if specs else None
     quantized = spec is not None and not spec.is_fp
+    if config.quant is not None and not specs:
+        raise QuailError("quant is empty: name a spec (e.g. quant=int4) or leave it out")
+    if measured(config) and not any(not s.is_fp for s in specs):
+        raise QuailError(
+            f"method '{config.method}' measures forgetting in the formats you will ship: pass "
+            "--quant SPEC[,SPEC...] (e.g. --quant rtn-int4-g32-asym,nf4)"
+        )
+    if update_rule(config) in ("bucket", "flip"):
+        if not quantized:
+            raise QuailError(
+                f"update={update_rule(config)} moves weights in units of a quantization step: "
+                "pass --quant SPEC, the format you will ship first (e.g. rtn-int4-g32-asym)"
+            )
+        if spec.method != "rtn" or spec.backend is not None:
+            raise QuailError(
+                f"update={update_rule(config)} moves weights on a round-to-nearest grid, and "
+                f"{spec.name} is not one: list an rtn spec first (e.g. "
+                f"--quant rtn-int4-g32-asym,{spec.name})"
+            )
     if method.ste and not quantized:
         raise QuailError(
             f"method '{config.method}' trains through the quantized model: pass --quant SPEC"
@@ -175,7 +214,9 @@ def validate(config: UnlearnConfig) -> None:
             "a calibrated margin needs a quantization spec: pass --quant SPEC (e.g. int4) "
             "or a fixed margin=VALUE"
         )
-    if config.lora_r and (method.ste or method.sure):
+    if config.method == "quail" and config.margin is None:
+        raise QuailError("method 'quail' needs a fixed logit margin: set margin=VALUE (e.g. 1)")
+    if config.lora_r and (method.ste or method.sure or update_rule(config) != "adamw"):
         raise QuailError(
             f"lora_r > 0 cannot be combined with method '{config.method}': quantization and "
             "row masks act on full weights; set lora_r=0"
@@ -185,6 +226,19 @@ def validate(config: UnlearnConfig) -> None:
             "lora_r > 0 cannot be combined with hinge_on=quant (quantization acts on full "
             "weights): set hinge_on=fp or lora_r=0"
         )
+
+
+def quant_list(config: UnlearnConfig) -> list[str]:
+    """The `quant` specs in the order given; the first is the grid training aims at."""
+    return [text.strip() for text in (config.quant or "").split(",") if text.strip()]
+
+
+def update_rule(config: UnlearnConfig) -> str:
+    return METHODS[config.method].update if config.update == "auto" else config.update
+
+
+def measured(config: UnlearnConfig) -> bool:
+    return config.measure or METHODS[config.method].measured
 
 
 def to_dict(config: UnlearnConfig) -> dict:

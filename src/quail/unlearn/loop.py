@@ -6,6 +6,9 @@
    in a seeded order that depends on the step only, so `--resume` replays the same batches.
 3. A step whose loss is NaN/inf or above `divergence_threshold` is never applied: the run stops
    with a message naming the last good checkpoint.
+4. How a step moves the weights is the update rule: AdamW, AdamW in bucket units, or code flips
+   (flips.py). A measured run (target.py) checks its forgetting in every listed format every
+   `check_every` steps and stops on it.
 """
 
 import math
@@ -22,9 +25,10 @@ from torch import nn
 
 from quail.data.batches import Encoded, chunks, collate, encode, stream_indices
 from quail.errors import QuailError
-from quail.quant import parse_spec, quantize_model
+from quail.quant import parse_spec, quantize_model, quantized_modules
 from quail.unlearn import checkpoint
-from quail.unlearn.config import UnlearnConfig
+from quail.unlearn.config import UnlearnConfig, measured, quant_list, update_rule
+from quail.unlearn.flips import GridMover
 from quail.unlearn.forward import forward, quantized_weights, ste_weights
 from quail.unlearn.losses import nll
 from quail.unlearn.methods import METHODS, Step
@@ -40,6 +44,7 @@ from quail.unlearn.reference import (
     rounding_noise_copy,
 )
 from quail.unlearn.sure import RowMask, row_masks, row_saliency
+from quail.unlearn.target import ForgetTarget, Outcome
 
 
 @dataclass
@@ -49,6 +54,7 @@ class TrainResult:
     margins: Margins | None
     cache: str | None  # full, topk or live; None when no reference output was needed
     wall_time_s: float
+    outcome: Outcome | None = None  # why a measured run stopped, and its checks
 
 
 def train(
@@ -63,11 +69,15 @@ def train(
     """Unlearn `forget` from `model` (updated in place) while keeping `retain`."""
     started = time.perf_counter()
     method = METHODS[config.method]
-    spec = parse_spec(config.quant) if config.quant else None
+    formats = quant_list(config)
+    spec = parse_spec(formats[0]) if formats else None
+    rule = update_rule(config)
     accelerator = Accelerator()
     set_seed(config.seed)
     device = accelerator.device
     pad_id = _pad_id(tokenizer)
+    if method.answers and any(e.prompt.strip() for e in forget):
+        forget = [e for e in forget if e.prompt.strip()]
     forget_enc = encode(forget, tokenizer, config.max_length, "forget")
     retain_enc = encode(retain, tokenizer, config.max_length, "retain") if method.retain else None
     if config.dtype == "bf16_pure":
@@ -104,15 +114,27 @@ def train(
 
     # 2. The optimizer steps.
     model.train()
+    if rule != "adamw":  # only the weights on the grid move, in units of their grid's step
+        on_grid = {id(m.weight) for _, m, _ in quantized_modules(model, spec)}
+        for p in model.parameters():
+            p.requires_grad_(id(p) in on_grid)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
-        params, lr=config.lr, weight_decay=0.0 if mask else config.weight_decay
+        params, lr=config.lr, weight_decay=0.0 if mask or rule != "adamw" else config.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     row_mask = RowMask(model, mask, config.weight_decay) if mask else None
     model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
     quantized = quantized_weights(model, accelerator.unwrap_model(model), spec) if spec else {}
+    mover = GridMover(model, quantized, FLIP_MOMENTUM) if rule != "adamw" else None
+    flips = max(1, round(FIRST_FLIPS * mover.size)) if rule == "flip" else 0
+    most_flips = max(1, round(MAX_FLIPS * mover.size)) if rule == "flip" else 0
+    target = None
+    if measured(config):
+        target = ForgetTarget(
+            tokenizer, forget, retain, formats, config.target, config.utility_floor, config.seed
+        )
+    outcome = Outcome() if target else None
 
     def run(batch, hidden):
         return forward(model, batch, hidden, ste_weights(model, quantized) if method.ste else None)
@@ -125,13 +147,20 @@ def train(
         last_good = checkpoint.latest_checkpoint(checkpoints) if checkpoints else None
         if last_good is None:
             raise QuailError(f"nothing to resume: no checkpoint in {checkpoints}")
-        state = checkpoint.load_checkpoint(accelerator, last_good)
+        state, extra = checkpoint.load_checkpoint(
+            accelerator, last_good, model, optimizer, scheduler
+        )
         if state["config"] != _comparable(config):
             raise QuailError(
                 f"checkpoint {last_good} was made with a different config; "
                 "resume with the same config or start a new --out"
             )
         start, curves, spent = state["step"], state["curves"], state["wall_time_s"]
+        flips, most_flips = state.get("flips", flips), state.get("most_flips", most_flips)
+        if mover is not None:
+            mover.load_state(extra)
+        if outcome is not None:
+            outcome = Outcome(**state["outcome"])
 
     world, rank = accelerator.num_processes, accelerator.process_index
     columns = [
@@ -142,11 +171,28 @@ def train(
         TextColumn("{task.fields[losses]}"),
     ]
     show = config.progress and accelerator.is_main_process
+    kept = None  # the weights of the last check that kept the utility floor
+    if outcome is not None and not outcome.original:
+        outcome.original = target.measure(accelerator.unwrap_model(model))
+        outcome.checks.append({"step": 0, "scores": outcome.original})
+    if outcome is not None:
+        kept = (start, _snapshot(params))
+
+    def batch_loss(batches) -> float:
+        """The loss of the step's micro-batches at the current weights (flip's trust test)."""
+        total = 0.0
+        with torch.no_grad(), _autocast(config, device):
+            for forget_batch, retain_batch in batches:
+                s = Step(config, forget_batch, retain_batch, run, run_quant, reference, margins)
+                total += sum(v.item() for v in method.loss(s).values()) / config.grad_accum
+        return total
+
     with Progress(*columns, disable=not show) as progress:
         task = progress.add_task(config.method, total=config.steps, completed=start, losses="")
         for step in range(start, config.steps):
             step_started = time.perf_counter()
             terms_sum: dict[str, float] = {}
+            batches = []
             for micro in range(config.grad_accum):
                 slot = ((step * config.grad_accum + micro) * world + rank) * config.batch_size
                 forget_batch = _batch(
@@ -157,6 +203,7 @@ def train(
                     if retain_enc
                     else None
                 )
+                batches.append((forget_batch, retain_batch))
                 last_micro = micro == config.grad_accum - 1
                 with nullcontext() if last_micro else accelerator.no_sync(model):
                     s = Step(config, forget_batch, retain_batch, run, run_quant, reference, margins)
@@ -181,15 +228,30 @@ def train(
             if config.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             lr = scheduler.get_last_lr()[0]
-            if row_mask:
-                row_mask.decay(lr)
-            optimizer.step()
-            scheduler.step()
+            extra = {}
+            if rule == "flip":
+                moves = mover.propose(flips)
+                mover.apply(moves)
+                after = accelerator.reduce(torch.tensor(batch_loss(batches), device=device), "mean")
+                kept_moves = after.item() < total  # every process decides alike
+                if not kept_moves:
+                    mover.undo(moves)
+                extra = {"flips": moves.count if kept_moves else 0, "tried": moves.count}
+                grown = min(round(flips * FLIP_GROWTH), most_flips)
+                flips = max(1, grown if kept_moves else flips // 2)
+            else:
+                if row_mask:
+                    row_mask.decay(lr)
+                before = _snapshot(params) if rule == "bucket" else None
+                optimizer.step()
+                if before is not None:
+                    mover.scale_updates(params, before)
+                scheduler.step()
             optimizer.zero_grad(set_to_none=True)
 
             seconds = time.perf_counter() - step_started
             curves.append(
-                {"step": step + 1, "lr": lr, "seconds": seconds, "loss": total, **terms_sum}
+                {"step": step + 1, "lr": lr, "seconds": seconds, "loss": total, **terms_sum} | extra
             )
             progress.update(
                 task,
@@ -200,21 +262,78 @@ def train(
                     if k not in ("step", "lr", "seconds")
                 ),
             )
+            done = step + 1 == config.steps
+            if outcome is not None and ((step + 1) % config.check_every == 0 or done):
+                scores = target.measure(_shipped(accelerator.unwrap_model(model), rule, spec))
+                outcome.checks.append({"step": step + 1, "scores": scores})
+                curves[-1]["check"] = scores
+                if target.floor_broken(scores, outcome.original):
+                    _restore(params, kept[1])
+                    if rule == "flip" and flips > 1:  # back to the last good check, and from
+                        flips = most_flips = flips // 2  # now on at most half the moves
+                        outcome.backtracks += 1
+                        continue
+                    outcome.reason, outcome.step = "utility floor", kept[0]
+                    break
+                kept = (step + 1, _snapshot(params))
+                if target.holds(scores, outcome.original):
+                    outcome.reason, outcome.step = "target", step + 1
+                    break
             if checkpoints and config.save_every and (step + 1) % config.save_every == 0:
                 state = {
                     "step": step + 1,
                     "curves": curves,
                     "config": _comparable(config),
                     "wall_time_s": spent + time.perf_counter() - started,
+                    "flips": flips,
+                    "most_flips": most_flips,
+                    "outcome": asdict(outcome) if outcome is not None else None,
                 }
-                last_good = checkpoint.save_checkpoint(accelerator, checkpoints, step + 1, state)
+                last_good = checkpoint.save_checkpoint(
+                    accelerator,
+                    checkpoints,
+                    step + 1,
+                    state,
+                    model,
+                    optimizer,
+                    scheduler,
+                    mover.state() if mover is not None else {},
+                )
 
     accelerator.wait_for_everyone()
     model = accelerator.unwrap_model(model)
     if config.lora_r:
         model = model.merge_and_unload()
     model.eval()
-    return TrainResult(model, curves, margins, mode, spent + time.perf_counter() - started)
+    if rule == "bucket":
+        model = _shipped(model, rule, spec)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    wall = spent + time.perf_counter() - started
+    return TrainResult(model, curves, margins, mode, wall, outcome)
+
+
+# update=flip (docs/METHODS.md has the runs behind each number)
+FIRST_FLIPS = 1e-5  # the first step tries moving this share of the grid's weights
+FLIP_GROWTH = 1.5  # after a step whose moves lowered the loss, k grows by this factor
+MAX_FLIPS = 1e-4  # and never past this share of the grid's weights
+FLIP_MOMENTUM = 0.9  # moves are ranked on this EMA of the gradients (noise averages out)
+
+
+def _shipped(model: nn.Module, rule: str, spec) -> nn.Module:
+    """What the run hands over: with update=bucket the latent weights rounded onto the first
+    format's grid (the sub-bucket remainder is what rounding erases anyway), else the model."""
+    return quantize_model(model, spec) if rule == "bucket" else model
+
+
+def _snapshot(params: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in params]
+
+
+@torch.no_grad()
+def _restore(params: list[torch.Tensor], values: list[torch.Tensor]) -> None:
+    for p, value in zip(params, values, strict=True):
+        p.copy_(value)
 
 
 def _autocast(config: UnlearnConfig, device: torch.device):

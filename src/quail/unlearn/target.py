@@ -1,0 +1,94 @@
+"""Measured stopping: forgetting checked, while training, in every format the user will ship.
+
+A check answers the forget and retain probes greedily (the KnowMem scorer: ROUGE-L F1 x 100)
+with the model at full precision and quantized under each listed spec. The target holds when,
+in every format, the forget score is at most `target` times the original's score in that format;
+the utility floor breaks when, in some format, the retain score falls below `utility_floor`
+times the original's. A run stops at the first check where the target holds; where the floor
+breaks it goes back to the last check that kept the floor and stops there.
+"""
+
+import random
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from quail.data.examples import Example
+from quail.evaluate.metrics import knowledge_sets
+from quail.quant import parse_spec, quantize_model
+
+MAX_FORGET_PROBES = 128
+MAX_RETAIN_PROBES = 64
+
+
+def probes(examples: list[Example], limit: int, seed: int) -> list[Example]:
+    """The question/answer examples (those with a prompt) where there are any; otherwise each
+    passage split into a first half to continue and the rest to match, as VerbMem does. A
+    seeded sample of at most `limit`."""
+    chosen = [e for e in examples if e.prompt.strip()]
+    for e in [] if chosen else examples:
+        words = e.target.split()
+        if len(words) >= 4:
+            half = len(words) // 2
+            chosen.append(Example(" ".join(words[:half]), " " + " ".join(words[half:])))
+    if len(chosen) > limit:
+        chosen = random.Random(seed).sample(chosen, limit)
+    return chosen
+
+
+@dataclass
+class Outcome:
+    """Why a measured run stopped, and what every check saw."""
+
+    reason: str = "budget"  # target, utility floor, budget
+    step: int | None = None  # the step whose weights were kept (None: the last)
+    backtracks: int = 0  # times the floor broke and the run went back with fewer moves
+    original: dict = field(default_factory=dict)  # format -> {"forget": x, "retain": y}
+    checks: list[dict] = field(default_factory=list)  # {"step": n, "scores": {...}}
+
+    def statement(self, target: float, floor: float) -> str:
+        kept = [c for c in self.checks if c["step"] == self.step] or self.checks[-1:]
+        last = kept[-1]["scores"] if kept else {}  # what the returned weights scored
+        parts = ", ".join(
+            f"{name} forget {s['forget']:.1f}/{self.original[name]['forget']:.1f} "
+            f"retain {s['retain']:.1f}/{self.original[name]['retain']:.1f}"
+            for name, s in last.items()
+        )
+        why = {
+            "target": f"the target (forget <= {target:g} x the original's) holds in every format",
+            "utility floor": f"retain fell below {floor:g} x the original's; kept step {self.step}",
+            "budget": "the step budget ran out before the target held in every format",
+        }[self.reason]
+        return f"stopped: {why} ({parts})"
+
+
+class ForgetTarget:
+    """Checks a model against the original's scores in each format."""
+
+    def __init__(self, tokenizer, forget, retain, formats, target, floor, seed=0):
+        self.tokenizer = tokenizer
+        self.formats = ["fp"] + [f for f in formats if not parse_spec(f).is_fp]
+        self.target, self.floor = target, floor
+        self.sets = {
+            "forget": probes(forget, MAX_FORGET_PROBES, seed),
+            "retain": probes(retain or [], MAX_RETAIN_PROBES, seed),
+        }
+
+    def measure(self, model: nn.Module) -> dict[str, dict[str, float]]:
+        training = model.training
+        model.eval()
+        scores = {}
+        for name in self.formats:
+            spec = parse_spec(name)
+            quantized = model if spec.is_fp else quantize_model(model, spec).eval()
+            result = knowledge_sets(quantized, self.tokenizer, self.sets)
+            scores[name] = {k: result[k]["rouge_l"] if k in result else 0.0 for k in self.sets}
+            del quantized
+        model.train(training)
+        return scores
+
+    def holds(self, scores: dict, original: dict) -> bool:
+        return all(scores[f]["forget"] <= self.target * original[f]["forget"] for f in self.formats)
+
+    def floor_broken(self, scores: dict, original: dict) -> bool:
+        return any(scores[f]["retain"] < self.floor * original[f]["retain"] for f in self.formats)
