@@ -1,6 +1,7 @@
 """The loop's promises: outputs, resume, divergence guard, one-line config errors."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -91,8 +92,23 @@ def test_resume_without_checkpoint_or_with_another_config_is_refused(tmp_path):
         go(tmp_path / "none", resume=True, save_every=3)
     with pytest.raises(QuailError, match="diverged"):
         go(tmp_path / "a", save_every=2, divergence_threshold=0.5, lr=1.0, steps=50)
-    with pytest.raises(QuailError, match="different config"):
-        go(tmp_path / "a", resume=True, save_every=2, lr=0.5)
+    with pytest.raises(QuailError, match="different alpha"):
+        go(tmp_path / "a", resume=True, save_every=2, lr=1.0, steps=50, alpha=2.0)
+
+
+def test_the_divergence_checkpoint_resumes_with_a_smaller_lr_and_the_change_is_recorded(
+    tmp_path,
+):
+    with pytest.raises(QuailError, match="diverged"):
+        go(tmp_path / "a", save_every=2, divergence_threshold=0.5, lr=1.0, steps=50)
+    resumed = go(tmp_path / "a", resume=True, save_every=2, lr=1e-4)
+    run = json.loads((tmp_path / "a" / "run.json").read_text())
+    (resume,) = run["resumes"]
+    changed = {"lr": [1.0, 1e-4], "divergence_threshold": [0.5, 1e4], "steps": [50, 6]}
+    assert resume["changed"] == changed and resume["step"] >= 2
+    assert len(resumed.curves) == 6
+    after = [c["lr"] for c in resumed.curves[resume["step"] :]]
+    assert max(after) <= 1e-4 and all(math.isfinite(c["loss"]) for c in resumed.curves)
 
 
 class Planted:

@@ -124,6 +124,7 @@ def _run_record(config, result, n_forget: int, n_retain: int) -> dict:
         "device": str(next(result.model.parameters()).device),
         "processes": PartialState().num_processes,
         "wall_time_s": result.wall_time_s,
+        "resumes": result.resumes,
         "stop": None if result.outcome is None else asdict(result.outcome),
         "stop_statement": _statement(config, result.outcome),
         "curves": result.curves,

@@ -14,7 +14,7 @@
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -55,6 +55,7 @@ class TrainResult:
     cache: str | None  # full, topk or live; None when no reference output was needed
     wall_time_s: float
     outcome: Outcome | None = None  # why a measured run stopped, and its checks
+    resumes: list[dict] = field(default_factory=list)  # settings changed at each --resume
 
 
 def train(
@@ -142,7 +143,7 @@ def train(
     def run_quant(batch, hidden):
         return forward(model, batch, hidden, ste_weights(model, quantized))
 
-    start, curves, last_good, spent = 0, [], None, 0.0
+    start, curves, last_good, spent, resumes = 0, [], None, 0.0, []
     if resume:
         last_good = checkpoint.latest_checkpoint(checkpoints) if checkpoints else None
         if last_good is None:
@@ -150,12 +151,21 @@ def train(
         state, extra = checkpoint.load_checkpoint(
             accelerator, last_good, model, optimizer, scheduler
         )
-        if state["config"] != _comparable(config):
+        saved, now = state["config"], _comparable(config)
+        changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
+        unsafe = [k for k in changed if k not in SAFE_TO_CHANGE]
+        if unsafe:
             raise QuailError(
-                f"checkpoint {last_good} was made with a different config; "
-                "resume with the same config or start a new --out"
+                f"checkpoint {last_good} was made with a different {unsafe[0]} "
+                f"({saved.get(unsafe[0])!r}, now {now.get(unsafe[0])!r}); only "
+                f"{', '.join(sorted(SAFE_TO_CHANGE))} may change on resume: resume with the "
+                "same config or start a new --out"
             )
         start, curves, spent = state["step"], state["curves"], state["wall_time_s"]
+        resumes = state.get("resumes", [])
+        if changed:  # a new lr or schedule takes over from the step resumed at
+            _reschedule(optimizer, scheduler, config, start)
+            resumes.append({"step": start, "changed": {k: [saved[k], now[k]] for k in changed}})
         flips, most_flips = state.get("flips", flips), state.get("most_flips", most_flips)
         if mover is not None:
             mover.load_state(extra)
@@ -287,6 +297,7 @@ def train(
                     "wall_time_s": spent + time.perf_counter() - started,
                     "flips": flips,
                     "most_flips": most_flips,
+                    "resumes": resumes,
                     "outcome": asdict(outcome) if outcome is not None else None,
                 }
                 last_good = checkpoint.save_checkpoint(
@@ -310,7 +321,7 @@ def train(
     for p in model.parameters():
         p.requires_grad_(True)
     wall = spent + time.perf_counter() - started
-    return TrainResult(model, curves, margins, mode, wall, outcome)
+    return TrainResult(model, curves, margins, mode, wall, outcome, resumes)
 
 
 # update=flip (docs/METHODS.md has the runs behind each number)
@@ -460,6 +471,21 @@ def _add_lora(model: nn.Module, config: UnlearnConfig) -> nn.Module:
         target_modules=config.lora_targets,
     )
     return get_peft_model(model, lora)
+
+
+SAFE_TO_CHANGE = {"lr", "steps", "schedule", "warmup_steps", "divergence_threshold", "save_every"}
+
+
+def _reschedule(optimizer, scheduler, config: UnlearnConfig, step: int) -> None:
+    """Point a restored optimizer and schedule at the config's lr and schedule from `step` on
+    (the checkpoint restored the old ones)."""
+    factor = _schedule(config)
+    scheduler.lr_lambdas = [factor] * len(optimizer.param_groups)
+    scheduler.base_lrs = [config.lr] * len(optimizer.param_groups)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = config.lr
+        group["lr"] = config.lr * factor(step)
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
 def _comparable(config: UnlearnConfig) -> dict:
