@@ -242,3 +242,26 @@ def test_cli_evaluate_writes_strict_json_and_refuses_broken_weights(tmp_path, sm
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert f"model {broken} has NaN or inf weights in model.layers.1.mlp.down_proj" in result.output
     assert not (tmp_path / "broken.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--quant", ""], "--quant names no spec"),
+        (["--quant", " , "], "--quant names no spec"),
+        (["--limit", "-1"], "--limit must be at least 1"),
+        (["--limit", "0"], "--limit must be at least 1"),
+    ],
+)
+def test_cli_evaluate_bad_options_are_one_line_before_any_work(
+    tmp_path, small_data, extra, message
+):
+    from typer.testing import CliRunner
+
+    from quail.cli import app
+
+    out = tmp_path / "out.json"
+    args = ["evaluate", str(tmp_path / "no-model"), "--data", str(small_data), *extra]
+    result = CliRunner().invoke(app, [*args, "--json", str(out)])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert message in result.output and not out.exists()

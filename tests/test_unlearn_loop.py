@@ -227,6 +227,7 @@ def test_divergence_on_nan_without_checkpoints(monkeypatch):
         ({"method": "ga_gdr", "measure": True, "quant": "fp"}, "measures forgetting"),
         ({"quant": ","}, "quant is empty"),
         ({"target": 1.5}, r"config 'target' must be in \[0, 1\]"),
+        ({"divergence_threshold": -1}, "divergence_threshold must be positive"),
         ({"lr": float("nan")}, "lr must be positive"),
         ({"method": "ste_ga_gdr"}, "pass --quant SPEC"),
         ({"distance": "cosine"}, "config 'distance' is 'cosine'; choose one of"),

@@ -153,6 +153,10 @@ def evaluate(
     from quail.quant import parse_spec
 
     specs = [parse_spec(text).name for text in quant.split(",") if text.strip()]
+    if not specs:
+        raise QuailError("--quant names no spec: give e.g. --quant fp,int4")
+    if limit is not None and limit < 1:
+        raise QuailError(f"--limit must be at least 1, got {limit}: leave it out for every probe")
     if task not in ("knowledge", "claims"):
         raise QuailError(f"unknown task {task!r}: use knowledge or claims")
     eval_data = load_eval_data(data, task, limit)

@@ -82,6 +82,15 @@ def study_config(values: dict, overrides: list[str] = ()) -> StudyConfig:
         raise QuailError(
             f"unknown study config key {unknown[0]!r}: use one of {', '.join(sorted(known))}"
         )
+    for key in ("methods", "specs", "analysis_specs"):
+        if values.get(key) is not None and not isinstance(values[key], list):
+            raise QuailError(
+                f"study config {key!r} must be a list, got {values[key]!r}: write e.g. "
+                f"{key}: [{'ga_gdr, quail' if key == 'methods' else 'fp, int4'}]"
+            )
+    limit = values.get("eval_limit")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise QuailError(f"eval_limit must be a whole number >= 1 or null, got {limit!r}")
     values["methods"] = [_method(m) for m in values.get("methods") or []]
     config = StudyConfig(**values)
     _validate(config)
@@ -114,12 +123,12 @@ def _validate(config: StudyConfig) -> None:
     names = [run.name for run in config.methods]
     if len(set(names)) != len(names) or "original" in names:
         raise QuailError("method labels must be unique and not 'original': rename the runs")
-    config.specs = [parse_spec(s).name for s in config.specs]
+    config.specs = [parse_spec(str(s)).name for s in config.specs]
     if "fp" not in config.specs:
         config.specs.insert(0, "fp")  # recovery is measured against full precision
     if config.analysis_specs is None:
         config.analysis_specs = [s for s in config.specs if s != "fp"]
-    config.analysis_specs = [parse_spec(s).name for s in config.analysis_specs]
+    config.analysis_specs = [parse_spec(str(s)).name for s in config.analysis_specs]
     if config.inject or config.data == "countries":
         from quail.countries import inject_config
 

@@ -170,6 +170,11 @@ def validate(config: UnlearnConfig) -> None:
     for name in ("weight_decay", "warmup_steps", "max_grad_norm", "alpha", "gamma", "lora_r"):
         if getattr(config, name) < 0:
             raise QuailError(f"config '{name}' must be >= 0, got {getattr(config, name)}")
+    if not config.divergence_threshold > 0:
+        raise QuailError(
+            f"divergence_threshold must be positive, got {config.divergence_threshold}: it is "
+            "the loss magnitude that stops a run (default 1e4)"
+        )
     if config.save_every < 0:
         raise QuailError(f"save_every must be >= 0, got {config.save_every}")
     if config.beta <= 0:
