@@ -24,11 +24,10 @@ GRID = "rtn-int4-g16"
 
 @pytest.fixture(autouse=True)
 def tiny_model_scale(monkeypatch):
-    """The default move counts are shares of the grid's weights sized for models of a million
-    weights and more (1e-4 of this model's 20k is 2 moves): here 100x those shares."""
+    """The most moves a step may make is a share of the grid's weights sized for models of a
+    million weights and more (1e-4 of this model's 20k is 2 moves): here 100x that share."""
     from quail.unlearn import loop
 
-    monkeypatch.setattr(loop, "FIRST_FLIPS", 1e-3)
     monkeypatch.setattr(loop, "MAX_FLIPS", 1e-2)
 
 

@@ -128,7 +128,7 @@ def train(
     model, optimizer = accelerator.prepare(model, optimizer)
     quantized = quantized_weights(model, accelerator.unwrap_model(model), spec) if spec else {}
     mover = GridMover(model, quantized, FLIP_MOMENTUM) if rule != "adamw" else None
-    flips = max(1, round(FIRST_FLIPS * mover.size)) if rule == "flip" else 0
+    flips = FIRST_FLIPS if rule == "flip" else 0
     most_flips = max(1, round(MAX_FLIPS * mover.size)) if rule == "flip" else 0
     target = None
     if measured(config):
@@ -325,7 +325,8 @@ def train(
 
 
 # update=flip (docs/METHODS.md has the runs behind each number)
-FIRST_FLIPS = 1e-5  # the first step tries moving this share of the grid's weights
+FIRST_FLIPS = 1  # moves the first step tries: a share of the weights does not transfer (1e-5 of
+# SmolLM2's 134M broke it in one step, where 1e-5 of the demo's 1M is 10 harmless moves)
 FLIP_GROWTH = 1.5  # after a step whose moves lowered the loss, k grows by this factor
 MAX_FLIPS = 1e-4  # and never past this share of the grid's weights
 FLIP_MOMENTUM = 0.9  # moves are ranked on this EMA of the gradients (noise averages out)
