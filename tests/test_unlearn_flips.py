@@ -189,3 +189,47 @@ def test_quantize_model_of_the_result_equals_its_grid_codes():
         result.model.named_parameters(), quantized.named_parameters(), strict=True
     ):
         assert torch.allclose(a, b, atol=1e-6), n
+
+
+def test_a_measured_flip_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from quail.unlearn import loop
+
+    forget, retain = tiny.split()
+    settings = {
+        "method": "quail",
+        "quant": GRID,
+        "steps": 8,
+        "batch_size": 4,
+        "target": 0.0,  # never met: every step runs
+        "utility_floor": 0.0,
+        "save_every": 3,
+        "progress": False,
+    }
+
+    def go(out, resume=False):
+        model = snapped()
+        return unlearn(model, forget, retain, settings, tokenizer=tiny.tokenizer(), out=out,
+                       resume=resume)  # fmt: skip
+
+    go(tmp_path / "straight")
+    real_batch, calls = loop._batch, {"n": 0}
+
+    def crash_at_step_five(*args):
+        calls["n"] += 1
+        if calls["n"] > 2 * 4:  # forget + retain batches of 4 steps
+            raise KeyboardInterrupt
+        return real_batch(*args)
+
+    monkeypatch.setattr(loop, "_batch", crash_at_step_five)
+    with pytest.raises(KeyboardInterrupt):
+        go(tmp_path / "resumed")
+    monkeypatch.setattr(loop, "_batch", real_batch)
+    result = go(tmp_path / "resumed", resume=True)
+    straight = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    resumed = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name
+    assert [c["step"] for c in result.outcome.checks] == list(range(9))
