@@ -40,17 +40,19 @@ def snapped(spec: str = GRID):
     return model
 
 
+SETTINGS = {
+    "method": "quail",
+    "quant": GRID,
+    "steps": 30,
+    "batch_size": 4,
+    "target": 0.5,  # the tiny world's answers run on past the fact, so ROUGE stays above 0
+    "progress": False,
+}
+
+
 def run(model, **config):
     forget, retain = tiny.split()
-    settings = {
-        "method": "quail",
-        "quant": GRID,
-        "steps": 30,
-        "batch_size": 4,
-        "target": 0.5,  # the tiny world's answers run on past the fact, so ROUGE stays above 0
-        "progress": False,
-    }
-    return unlearn(model, forget, retain, settings | config, tokenizer=tiny.tokenizer())
+    return unlearn(model, forget, retain, SETTINGS | config, tokenizer=tiny.tokenizer())
 
 
 def measure(model, formats=(GRID,)):
@@ -197,16 +199,8 @@ def test_a_measured_flip_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     from quail.unlearn import loop
 
     forget, retain = tiny.split()
-    settings = {
-        "method": "quail",
-        "quant": GRID,
-        "steps": 8,
-        "batch_size": 4,
-        "target": 0.0,  # never met: every step runs
-        "utility_floor": 0.0,
-        "save_every": 3,
-        "progress": False,
-    }
+    # target 0 is never met and floor 0 never breaks: every step runs
+    settings = SETTINGS | {"steps": 8, "target": 0.0, "utility_floor": 0.0, "save_every": 3}
 
     def go(out, resume=False):
         model = snapped()
