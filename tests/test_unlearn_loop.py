@@ -298,3 +298,22 @@ def test_environment_names_the_gpu_when_there_is_one(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     found = environment()
     assert found["gpu"] == "NVIDIA H200 x 2" and "cuda" in found
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_training(tmp_path, monkeypatch):
+    import os
+
+    (tmp_path / "a-file").write_text("x")
+    started = []
+    from quail.unlearn import api
+
+    monkeypatch.setattr(api, "train", lambda *args, **kwargs: started.append(1))
+    with pytest.raises(QuailError, match="is below the file"):
+        go(tmp_path / "a-file" / "deeper" / "out")
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if p == tmp_path else real_access(p, mode)
+    )
+    with pytest.raises(QuailError, match=r"cannot write in .* \(permission denied\)"):
+        go(tmp_path / "new" / "out")
+    assert not started

@@ -17,6 +17,13 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
         raise QuailError(f"output path {path} is a file: pass a folder path for --out")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise QuailError(f"output folder {path} is not empty: choose another --out or --overwrite")
+    existing = path.absolute().parent
+    while not existing.exists():  # the folder the output will be created in, or its nearest
+        existing = existing.parent  # ancestor that exists: checked before any work is done
+    if not existing.is_dir():
+        raise QuailError(f"output path {path} is below the file {existing}: choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise QuailError(f"cannot write in {existing} (permission denied): choose another --out")
     return path
 
 
