@@ -162,6 +162,13 @@ def test_missing_column(copy):
         load_qa(copy)
 
 
+@pytest.mark.parametrize("name", ["qa.jsonl", "passages.jsonl"])
+def test_a_duplicate_id_is_refused(copy, name):
+    _rewrite(copy / name, lambda ls: ls + ls[-1:])
+    with pytest.raises(QuailError, match=rf"{name}: id .* appears twice"):
+        load_unlearning_sets(copy)
+
+
 def test_heldout_general_text_is_optional_and_checked(copy):
     from quail.evaluate import load_eval_data
 

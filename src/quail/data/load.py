@@ -62,6 +62,11 @@ def _load_linked(data_dir: Path, name: str, columns: tuple[str, ...]) -> list[di
     """Records that hang off an entity; their split must be their entity's split."""
     path = data_dir / name
     records = read_jsonl(path, columns)
+    seen = set()
+    for r in records:
+        if r["id"] in seen:
+            raise QuailError(f"{path}: id {r['id']!r} appears twice; give each record its own id")
+        seen.add(r["id"])
     splits = {e["id"]: e["split"] for e in load_entities(data_dir)}
     for r in records:
         if r["entity_id"] not in splits:
