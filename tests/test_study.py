@@ -218,6 +218,7 @@ def test_dotted_overrides_set_one_entry_of_a_mapping():
         ({"methods": ["ga"], "headline_metric": "em_retain"}, "not a forget metric"),
         ({"methods": "ga"}, "'methods' must be a list"),  # once 'unknown method g'
         ({"methods": ["ga"], "specs": 5}, "'specs' must be a list"),
+        ({"methods": ["ga"], "specs": ["fp", 5]}, "spec 5 is not a spec string"),
         ({"methods": ["ga"], "analysis_specs": "int4"}, "'analysis_specs' must be a list"),
         ({"methods": ["ga"], "eval_limit": -5}, "eval_limit must be a whole number >= 1"),
         ({"methods": ["ga"], "eval_limit": 0}, "eval_limit must be a whole number >= 1"),

@@ -196,8 +196,6 @@ def test_quantize_model_of_the_result_equals_its_grid_codes():
 def test_a_measured_flip_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
-    from quail.unlearn import loop
-
     forget, retain = tiny.split()
     # target 0 is never met and floor 0 never breaks: every step runs
     settings = SETTINGS | {"steps": 8, "target": 0.0, "utility_floor": 0.0, "save_every": 3}
@@ -208,18 +206,8 @@ def test_a_measured_flip_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
                        resume=resume)  # fmt: skip
 
     go(tmp_path / "straight")
-    real_batch, calls = loop._batch, {"n": 0}
-
-    def crash_at_step_five(*args):
-        calls["n"] += 1
-        if calls["n"] > 2 * 4:  # forget + retain batches of 4 steps
-            raise KeyboardInterrupt
-        return real_batch(*args)
-
-    monkeypatch.setattr(loop, "_batch", crash_at_step_five)
-    with pytest.raises(KeyboardInterrupt):
+    with tiny.interrupted_after(monkeypatch, 2 * 4):  # forget + retain batches of 4 steps
         go(tmp_path / "resumed")
-    monkeypatch.setattr(loop, "_batch", real_batch)
     result = go(tmp_path / "resumed", resume=True)
     straight = load_file(str(tmp_path / "straight" / "model.safetensors"))
     resumed = load_file(str(tmp_path / "resumed" / "model.safetensors"))

@@ -64,21 +64,10 @@ def test_output_folder_loads_in_transformers_with_run_json(tmp_path):
 
 def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path, monkeypatch):
     go(tmp_path / "straight")
-    calls = {"n": 0}
-    real_batch = loop._batch
-
-    def crash_after_four_steps(*args):
-        calls["n"] += 1
-        if calls["n"] > 2 * 2 * 4:  # (forget + retain) x grad_accum x 4 steps
-            raise KeyboardInterrupt
-        return real_batch(*args)
-
-    monkeypatch.setattr(loop, "_batch", crash_after_four_steps)
-    with pytest.raises(KeyboardInterrupt):
+    with tiny.interrupted_after(monkeypatch, 2 * 2 * 4):  # (forget + retain) x grad_accum x 4
         go(tmp_path / "resumed", save_every=3)
     assert (tmp_path / "resumed.checkpoints" / "step-000003").is_dir()
     assert not (tmp_path / "resumed").exists()
-    monkeypatch.setattr(loop, "_batch", real_batch)
     result = go(tmp_path / "resumed", resume=True, save_every=3)
     assert [c["step"] for c in result.curves] == [1, 2, 3, 4, 5, 6]
     straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
@@ -122,18 +111,8 @@ class Planted:
 
 
 def checkpoint_after_three_steps(tmp_path, monkeypatch, **overrides):
-    real_batch, calls = loop._batch, {"n": 0}
-
-    def crash_at_step_four(*args):
-        calls["n"] += 1
-        if calls["n"] > 3 * CONFIG["grad_accum"] * 2:  # forget + retain batches per micro-step
-            raise KeyboardInterrupt
-        return real_batch(*args)
-
-    monkeypatch.setattr(loop, "_batch", crash_at_step_four)
-    with pytest.raises(KeyboardInterrupt):
+    with tiny.interrupted_after(monkeypatch, 3 * CONFIG["grad_accum"] * 2):  # in step 4
         go(tmp_path / "out", save_every=3, **overrides)
-    monkeypatch.setattr(loop, "_batch", real_batch)
     return tmp_path / "out.checkpoints" / "step-000003"
 
 

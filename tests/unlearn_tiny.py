@@ -1,7 +1,9 @@
 """A tiny word-level world for the unlearning tests: tokenizer, facts, a Llama that knows them."""
 
+import contextlib
 import functools
 
+import pytest
 import torch
 from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
@@ -86,3 +88,26 @@ def mean_nll(model, examples: list[Example]) -> float:
     encoded = encode(examples, tok, 32, "eval")
     out = forward(model, collate(encoded, list(range(len(encoded))), tok.pad_token_id))
     return nll(out.logits, out.targets).item()
+
+
+@contextlib.contextmanager
+def interrupted_after(monkeypatch, batches: int):
+    """Ctrl-C in the middle of a run: the unlearning loop's batch maker raises KeyboardInterrupt
+    once it has made `batches` batches (forget and retain count one each); the real one is put
+    back on leaving, so the same test can then resume."""
+    from quail.unlearn import loop
+
+    real_batch, made = loop._batch, {"n": 0}
+
+    def counting(*args):
+        made["n"] += 1
+        if made["n"] > batches:
+            raise KeyboardInterrupt
+        return real_batch(*args)
+
+    monkeypatch.setattr(loop, "_batch", counting)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            yield
+    finally:
+        monkeypatch.setattr(loop, "_batch", real_batch)

@@ -117,6 +117,8 @@ _BACKEND = re.compile(r"^([a-z]+)-int(\d+)(?:-g(\d+))?$")
 
 def parse_spec(text: str) -> QuantSpec:
     """Parse a spec string; raise QuailError with a one-line message on anything malformed."""
+    if not isinstance(text, str):  # e.g. a YAML list item that parsed as a number
+        raise QuailError(f"quantization spec {text!r} is not a spec string: write e.g. int4")
     spec = text.strip().lower()
     if "+" in spec:
         return _parse_with_embeddings(spec, text)

@@ -123,12 +123,12 @@ def _validate(config: StudyConfig) -> None:
     names = [run.name for run in config.methods]
     if len(set(names)) != len(names) or "original" in names:
         raise QuailError("method labels must be unique and not 'original': rename the runs")
-    config.specs = [parse_spec(str(s)).name for s in config.specs]
+    config.specs = [parse_spec(s).name for s in config.specs]
     if "fp" not in config.specs:
         config.specs.insert(0, "fp")  # recovery is measured against full precision
     if config.analysis_specs is None:
         config.analysis_specs = [s for s in config.specs if s != "fp"]
-    config.analysis_specs = [parse_spec(str(s)).name for s in config.analysis_specs]
+    config.analysis_specs = [parse_spec(s).name for s in config.analysis_specs]
     if config.inject or config.data == "countries":
         from quail.countries import inject_config
 

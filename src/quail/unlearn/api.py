@@ -74,10 +74,11 @@ def unlearn(
     root = checkpoint_root(out) if out is not None else None
     result = train(model, tokenizer, forget, retain, config, root, resume)
     model = result.model
+    statement = _statement(config, result.outcome)
     if config.dtype != "fp32":
         model.to(torch.bfloat16)
     if out is not None and PartialState().is_main_process:
-        run = _run_record(config, result, len(forget), len(retain or []))
+        run = _run_record(config, result, statement, len(forget), len(retain or []))
         _save(model, tokenizer, run, out)
         if root.exists():
             shutil.rmtree(root)
@@ -92,7 +93,7 @@ def unlearn(
         result.wall_time_s,
         out,
         result.outcome,
-        _statement(config, result.outcome),
+        statement,
     )
 
 
@@ -110,7 +111,7 @@ def _as_config(config) -> UnlearnConfig:
     return load_config(config)
 
 
-def _run_record(config, result, n_forget: int, n_retain: int) -> dict:
+def _run_record(config, result, statement: str | None, n_forget: int, n_retain: int) -> dict:
     margins = result.margins
     return {
         "config": to_dict(config),
@@ -126,7 +127,7 @@ def _run_record(config, result, n_forget: int, n_retain: int) -> dict:
         "wall_time_s": result.wall_time_s,
         "resumes": result.resumes,
         "stop": None if result.outcome is None else asdict(result.outcome),
-        "stop_statement": _statement(config, result.outcome),
+        "stop_statement": statement,
         "curves": result.curves,
     }
 

@@ -182,10 +182,10 @@ def train(
     ]
     show = config.progress and accelerator.is_main_process
     kept = None  # the weights of the last check that kept the utility floor
-    if outcome is not None and not outcome.original:
-        outcome.original = target.measure(accelerator.unwrap_model(model))
-        outcome.checks.append({"step": 0, "scores": outcome.original})
     if outcome is not None:
+        if not outcome.original:  # a fresh run: the original's scores, before any update
+            outcome.original = target.measure(accelerator.unwrap_model(model))
+            outcome.checks.append({"step": 0, "scores": outcome.original})
         kept = (start, _snapshot(params))
 
     def batch_loss(batches) -> float:
