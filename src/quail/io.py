@@ -4,7 +4,9 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -12,19 +14,88 @@ from quail.errors import QuailError
 
 
 def check_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse, before any work, an output folder that cannot be written or would be lost."""
     path = Path(path)
+    if path.is_symlink():
+        raise QuailError(f"output path {path} is a link: pass the folder it points to instead")
     if path.exists() and not path.is_dir():
         raise QuailError(f"output path {path} is a file: pass a folder path for --out")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise QuailError(f"output folder {path} is not empty: choose another --out or --overwrite")
+    check_writable_place(path, "--out")
+    return path
+
+
+def check_output_file(path: str | os.PathLike, option: str) -> Path:
+    """Refuse, before any work, an output file path that cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise QuailError(f"{option} {path} is a folder: pass a file path such as out.json")
+    check_writable_place(path, option)
+    return path
+
+
+def check_writable_place(path: Path, option: str) -> None:
     existing = path.absolute().parent
     while not existing.exists():  # the folder the output will be created in, or its nearest
-        existing = existing.parent  # ancestor that exists: checked before any work is done
+        existing = existing.parent  # ancestor that exists
     if not existing.is_dir():
-        raise QuailError(f"output path {path} is below the file {existing}: choose another --out")
+        raise QuailError(f"{option} {path} is below the file {existing}: choose another path")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise QuailError(f"cannot write in {existing} (permission denied): choose another --out")
-    return path
+        raise QuailError(f"cannot write in {existing} (permission denied): choose another {option}")
+
+
+@contextlib.contextmanager
+def claimed(path: str | os.PathLike):
+    """Hold the output folder `path` while a command writes it: a lock file beside it names the
+    owner (pid@host), a second writer is refused at once, and the lock of a process that died
+    on this machine is taken over. Under `accelerate launch`, the main process holds it."""
+    path = Path(path).absolute()
+    if os.environ.get("RANK", "0") != "0":
+        yield path
+        return
+    if path.exists() and not path.is_dir():
+        raise QuailError(f"output path {path} is a file: pass a folder path for --out")
+    check_writable_place(path, "--out")
+    lock = path.with_name(f".{path.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    mine = lock.with_name(f"{lock.name}.{os.getpid()}")
+    mine.write_text(f"{os.getpid()}@{socket.gethostname()}\n", "utf-8")
+    try:
+        while True:
+            try:
+                os.link(mine, lock)  # appears whole, owner written, or fails if it exists
+                break
+            except FileExistsError:
+                owner = lock.read_text("utf-8").strip() if lock.is_file() else ""
+                if _alive(owner):
+                    raise QuailError(
+                        f"{path} is being written by process {owner} (lock {lock}): wait for "
+                        "it, or delete the lock if that process is gone"
+                    ) from None
+                lock.unlink(missing_ok=True)  # its owner died: take the output over
+    finally:
+        mine.unlink()
+    try:
+        yield path
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(owner: str) -> bool:
+    """Whether the process `pid@host` of a lock file may still run (another host's: assume so)."""
+    pid, at, host = owner.partition("@")
+    if not (pid.isdigit() and at):
+        return False  # not a lock quail wrote
+    if host != socket.gethostname():
+        return True  # another machine's process: cannot tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, under another user
+    return True
 
 
 @contextlib.contextmanager
@@ -57,6 +128,15 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def os_error(error: Exception) -> OSError | None:
+    """The OSError behind an error: itself, or the one safetensors reports as text ("I/O error:
+    No space left on device (os error 28)"), so a full disk reads the same from every writer."""
+    if isinstance(error, OSError):
+        return error
+    found = re.search(r"I/O error: (.*) \(os error (\d+)\)", str(error))
+    return OSError(int(found[2]), found[1]) if found else None
 
 
 def _umask() -> int:

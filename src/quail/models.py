@@ -1,10 +1,12 @@
 """Load and save Hugging Face causal LMs: safetensors only, no remote code unless asked."""
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from quail.errors import QuailError
@@ -25,6 +27,17 @@ def check_model_dir(path: str | os.PathLike) -> Path:
         raise QuailError(
             f"{path} is not a Hugging Face model folder (no config.json): "
             "pass a folder written by save_pretrained"
+        )
+    try:
+        config = json.loads((path / "config.json").read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise QuailError(
+            f"{path}/config.json is not valid JSON ({error}): restore it from the model's source"
+        ) from None
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise QuailError(
+            f"{path}/config.json is not a model config (no model_type): restore it from the "
+            "model's source"
         )
     if not any(path.glob("*.safetensors")):
         if any(path.glob("*.bin")) or any(path.glob("*.pt")):
@@ -49,9 +62,15 @@ def load_model(
         raise QuailError(
             f"cannot read the config in {path}: {str(error).splitlines()[0]}"
         ) from None
-    return AutoModelForCausalLM.from_pretrained(
-        path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
-    )
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+    except (SafetensorError, OSError) as error:  # a truncated, empty or foreign file
+        raise QuailError(
+            f"cannot read the weights in {path} ({str(error).splitlines()[0][:120]}): the file "
+            "is damaged or incomplete; copy or save the model again"
+        ) from None
 
 
 def check_finite(model, label: str) -> None:
@@ -63,6 +82,17 @@ def check_finite(model, label: str) -> None:
                 f"{label} has NaN or inf weights in {name}: use a checkpoint from before the "
                 "values broke (unlearning stops on a diverging loss; lower lr)"
             )
+
+
+def check_vocabulary(model, tokenizer, label: str) -> None:
+    """Refuse a tokenizer with ids the model's embedding has no row for (another model's
+    tokenizer): indexing past the table fails deep in a forward pass, or reads garbage."""
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        raise QuailError(
+            f"{label}: the tokenizer has {len(tokenizer)} tokens but the model's embedding has "
+            f"{rows} rows: pair the model with the tokenizer it was trained with"
+        )
 
 
 def load_tokenizer(path: str | os.PathLike, trust_remote_code: bool = False):

@@ -14,6 +14,7 @@ from quail.data.load import (
     load_qa,
     load_unlearning_sets,
     qa_example,
+    verify_data_folder,
 )
 from quail.data.render import format_question
 from quail.data.user import load_classification
@@ -34,4 +35,5 @@ __all__ = [
     "load_qa",
     "load_unlearning_sets",
     "qa_example",
+    "verify_data_folder",
 ]

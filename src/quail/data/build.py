@@ -10,10 +10,10 @@ from pathlib import Path
 
 from quail.data import claims, render, world
 from quail.data.jsonl import write_jsonl
+from quail.data.load import SCHEMA_VERSION
 from quail.errors import QuailError
 from quail.io import atomic_dir
 
-SCHEMA_VERSION = 1
 FILES = ("entities.jsonl", "passages.jsonl", "qa.jsonl", "claims.jsonl")
 
 

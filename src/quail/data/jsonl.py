@@ -19,7 +19,12 @@ def write_jsonl(path: Path, records: Iterable[dict]) -> None:
             f.write(dumps(r) + "\n")
 
 
-def _check_columns(record: object, required: Iterable[str], where: str) -> dict:
+MAX_LINE_BYTES = 16 << 20  # one record; a longer line is a broken file, not a long passage
+
+Columns = Iterable[str] | dict[str, type | tuple[type, ...]]  # names, or names and their types
+
+
+def _check_columns(record: object, required: Columns, where: str) -> dict:
     if not isinstance(record, dict):
         raise QuailError(f"{where}: expected a JSON object per line; rewrite the line as {{...}}")
     missing = [c for c in required if c not in record]
@@ -28,21 +33,40 @@ def _check_columns(record: object, required: Iterable[str], where: str) -> dict:
             f"{where}: missing column(s) {', '.join(missing)}; every record needs "
             f"{', '.join(required)}"
         )
+    for column, kind in required.items() if isinstance(required, dict) else ():
+        if not isinstance(record[column], kind):
+            names = " or ".join(
+                _JSON_NAMES[k] for k in (kind if isinstance(kind, tuple) else (kind,))
+            )
+            raise QuailError(
+                f"{where}: {column} must be {names}, got {record[column]!r}; fix the record"
+            )
     return record
 
 
-def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict]:
+_JSON_NAMES = {str: "a string", int: "a number", bool: "true or false", dict: "an object"}
+
+
+def read_jsonl(path: str | Path, required: Columns = ()) -> list[dict]:
     """Read every non-blank line; a bad line raises QuailError naming file and line number."""
     path = Path(path)
     if not path.is_file():
         raise QuailError(f"{path}: no such file; check the path or run `quail data build`")
-    required = tuple(required)
     out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 1), b""), start=1):
+            where = f"{path}:{lineno}"
+            if len(raw) > MAX_LINE_BYTES:
+                raise QuailError(
+                    f"{where}: a line over {MAX_LINE_BYTES >> 20} MiB; split the record or check "
+                    "that the file is JSONL"
+                )
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise QuailError(f"{where}: not UTF-8 text; save the file as UTF-8") from None
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:

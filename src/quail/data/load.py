@@ -4,6 +4,7 @@ Every check that can fail on a user's file raises QuailError with the problem an
 the CLI can print one line and exit 2 instead of training on a broken set.
 """
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -12,14 +13,24 @@ from quail.data.jsonl import read_jsonl
 from quail.data.render import QUESTION_FORMAT, format_question
 from quail.errors import QuailError
 
-ENTITY_COLUMNS = ("id", "kind", "name", "attributes", "split")
-PASSAGE_COLUMNS = ("id", "entity_id", "split", "template", "text")
-QA_COLUMNS = ("id", "entity_id", "split", "attribute", "question", "answer", "paraphrase")
-CLAIM_COLUMNS = ("id", "text", "label", "split", "campaign")
-GENERAL_COLUMNS = ("id", "text")
+ID = (str, int)
+ENTITY_COLUMNS = {"id": ID, "kind": str, "name": str, "attributes": dict, "split": str}
+PASSAGE_COLUMNS = {"id": ID, "entity_id": ID, "split": str, "template": ID, "text": str}
+QA_COLUMNS = {
+    "id": ID,
+    "entity_id": ID,
+    "split": str,
+    "attribute": str,
+    "question": str,
+    "answer": str,
+    "paraphrase": bool,
+}
+CLAIM_COLUMNS = {"id": ID, "text": str, "label": str, "split": str, "campaign": str}
+GENERAL_COLUMNS = {"id": ID, "text": str}
 ENTITY_SPLITS = ("forget", "retain", "holdout")
 CLAIM_SPLITS = ("forget", "retain", "test")
 DEFAULT_LABELS = ("misinformation", "reliable")
+SCHEMA_VERSION = 1  # of the folder layout; manifest.json records the one it was written in
 
 
 def load_manifest(data_dir: str | Path) -> dict:
@@ -27,9 +38,42 @@ def load_manifest(data_dir: str | Path) -> dict:
     if not path.is_file():
         raise QuailError(f"{path}: not found; build the data with `quail data build --out DIR`")
     try:
-        return json.loads(path.read_text("utf-8"))
-    except json.JSONDecodeError as e:
-        raise QuailError(f"{path}: malformed JSON ({e.msg}); rebuild the data folder") from e
+        manifest = json.loads(path.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise QuailError(f"{path}: malformed JSON ({e}); rebuild the data folder") from None
+    if not isinstance(manifest, dict):
+        raise QuailError(f"{path}: expected a JSON object of key: value; rebuild the data folder")
+    return manifest
+
+
+def verify_data_folder(data_dir: str | Path) -> None:
+    """Check a folder against its manifest, if it has one: the schema this quail reads, and each
+    listed file's sha256 (a file edited, truncated or swapped since it was written). The CLI's
+    --no-verify skips this for a folder the user edits on purpose."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise QuailError(f"data folder {data_dir} does not exist: check the path")
+    if not (data_dir / "manifest.json").is_file():
+        return  # a hand-made folder: nothing recorded to check against
+    manifest = load_manifest(data_dir)
+    version = manifest.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise QuailError(
+            f"{data_dir}/manifest.json: schema_version {version!r}, but this quail reads "
+            f"{SCHEMA_VERSION}: rebuild the folder with this quail, or pass --no-verify"
+        )
+    hashes = manifest.get("sha256", {})
+    if not isinstance(hashes, dict):
+        raise QuailError(f"{data_dir}/manifest.json: sha256 must map file names to hashes")
+    for name, expected in hashes.items():
+        path = data_dir / name
+        if not path.is_file():
+            raise QuailError(f"{path}: listed in the manifest but missing; restore the file")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+            raise QuailError(
+                f"{path} changed since its manifest was written (sha256 differs): rebuild the "
+                "folder, or pass --no-verify if you edited it on purpose"
+            )
 
 
 def _check_split(records: list[dict], allowed: tuple[str, ...], path: Path) -> None:
@@ -99,6 +143,11 @@ def load_qa(
 ) -> list[dict]:
     """QA probes; `paraphrase=False` gives the trained forms, `True` the held-out wordings."""
     records = _load_linked(Path(data_dir), "qa.jsonl", QA_COLUMNS)
+    if not records:
+        raise QuailError(
+            f"{Path(data_dir) / 'qa.jsonl'} has no records: KnowMem needs question/answer "
+            "probes; add a line per fact (docs/DATA.md)"
+        )
     return [
         r
         for r in records

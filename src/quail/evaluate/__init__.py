@@ -28,13 +28,14 @@ def evaluate(
     `model` is a model folder or an in-memory model (then pass `tokenizer`); `data` is a data
     folder or an EvalData.
     """
-    from quail.models import check_finite, load_model, load_tokenizer
+    from quail.models import check_finite, check_vocabulary, load_model, load_tokenizer
 
     label = "the model"
     if isinstance(model, (str, Path)):
         label = f"model {model}"
         model, tokenizer = load_model(model, dtype="float32"), tokenizer or load_tokenizer(model)
     check_finite(model, label)
+    check_vocabulary(model, tokenizer, label)
     if not isinstance(data, EvalData):
         data = load_eval_data(data, task, limit)
     results = {}

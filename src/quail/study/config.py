@@ -107,7 +107,19 @@ def load_study_config(path, overrides: list[str] = ()) -> StudyConfig:
         raise QuailError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(values, dict):
         raise QuailError(f"{path} must hold a mapping of key: value")
+    for key in ("data", "base"):  # a folder named in the config is relative to the config
+        if isinstance(values.get(key), str):
+            values[key] = _beside(path.parent, values[key])
     return study_config(values, overrides)
+
+
+def _beside(folder: Path, value: str) -> str:
+    """`value` as a path relative to `folder` where it names a folder there or has a slash;
+    names (builtin, countries, a packaged model) stay as they are."""
+    value = str(Path(value).expanduser()) if value.startswith("~") else value
+    if "/" in value or (folder / value).exists():
+        return str((folder / value).absolute())  # an absolute value stays itself
+    return value
 
 
 def _validate(config: StudyConfig) -> None:
@@ -129,6 +141,10 @@ def _validate(config: StudyConfig) -> None:
     if config.analysis_specs is None:
         config.analysis_specs = [s for s in config.specs if s != "fp"]
     config.analysis_specs = [parse_spec(s).name for s in config.analysis_specs]
+    from quail.unlearn import make_config
+
+    for run in config.methods:  # a bad setting stops the study now, not after hours of work
+        make_config(unlearn_settings(config, run))
     if config.inject or config.data == "countries":
         from quail.countries import inject_config
 
@@ -149,3 +165,13 @@ def _validate(config: StudyConfig) -> None:
             f"headline_metric {config.headline_metric!r} is not a forget metric of the "
             f"{config.task} task: use one of {', '.join(allowed)}"
         )
+
+
+def unlearn_settings(config: StudyConfig, run: MethodRun) -> dict:
+    """The unlearn settings of one method's run: the study's shared `unlearn`, then the run's
+    overrides. Unlearning aims at the first analysis spec's linear layers unless they name a
+    `quant` (aiming at an `+emb-` part as well changed nothing measurable: docs/METHODS.md)."""
+    target = {}
+    if config.analysis_specs:
+        target = {"quant": parse_spec(config.analysis_specs[0]).linear.name}
+    return {**target, **config.unlearn, **run.overrides, "method": run.method}

@@ -24,22 +24,27 @@ from accelerate.utils import parse_flag_from_env
 from quail.environment import environment
 from quail.errors import QuailError
 from quail.io import atomic_write_json
-from quail.quant import parse_spec
-from quail.study.config import StudyConfig, study_config
+from quail.study.config import StudyConfig, study_config, unlearn_settings
 
 SCHEMA_VERSION = 1
 
 
 def run_study(
-    config: StudyConfig, out, log: Callable[[str], None] = print, overwrite: bool = False
+    config: StudyConfig,
+    out,
+    log: Callable[[str], None] = print,
+    overwrite: bool = False,
+    verify: bool = True,
 ) -> dict:
-    """Run (or resume) the study into `out`; return the results.json content."""
+    """Run (or resume) the study into `out`; return the results.json content. `verify` checks
+    a given data folder against its manifest (quail.data.verify_data_folder)."""
     out = Path(out)
     # one process evaluates while the others wait: allow it hours, not the default minutes;
     # CPU processes (ACCELERATE_USE_CPU, as accelerate's own state reads it) form a gloo group
     state = PartialState(parse_flag_from_env("ACCELERATE_USE_CPU"), timeout=timedelta(hours=12))
     if not state.is_main_process:
         log = _silent
+    _check_inputs(config, verify)
     with state.main_process_first():
         if state.is_main_process:
             _claim_output(config, out, overwrite)
@@ -184,6 +189,23 @@ def _data_dir(config: StudyConfig, out: Path) -> Path:
     return out / "data" if config.data in ("builtin", "countries") else Path(config.data)
 
 
+def _check_inputs(config: StudyConfig, verify: bool) -> None:
+    """A given data folder and model folder, checked before the study folder is claimed."""
+    from quail.zoo import ZOO
+
+    if config.data not in ("builtin", "countries"):
+        from quail.data import verify_data_folder
+
+        if verify:
+            verify_data_folder(config.data)
+        elif not Path(config.data).is_dir():
+            raise QuailError(f"data folder {config.data} does not exist: check data: in the config")
+    if config.base != "builtin" and config.base not in ZOO:
+        from quail.models import check_model_dir
+
+        check_model_dir(config.base)
+
+
 def _data(config: StudyConfig, out: Path, log) -> Path:
     data_dir = _data_dir(config, out)
     if config.data not in ("builtin", "countries"):
@@ -316,15 +338,9 @@ def _unlearned(config: StudyConfig, run, base_dir: Path, data_dir: Path, cell: P
 
     load = load_unlearning_sets if config.task == "knowledge" else load_claim_sets
     forget, retain = load(data_dir)
-    # unlearning aims at the first analysis spec's linear layers unless `unlearn` names a `quant`
-    # (aiming at an `+emb-` part as well changed nothing measurable: docs/METHODS.md)
-    target = {}
-    if config.analysis_specs:
-        target = {"quant": parse_spec(config.analysis_specs[0]).linear.name}
-    settings = {**target, **config.unlearn, **run.overrides, "method": run.method}
     log(f"unlearning with {run.name} ({run.method})")
     cell.mkdir(parents=True, exist_ok=True)
-    unlearn(base_dir, forget, retain, settings, out=model_dir)
+    unlearn(base_dir, forget, retain, unlearn_settings(config, run), out=model_dir)
     return model_dir
 
 

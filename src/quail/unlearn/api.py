@@ -12,7 +12,7 @@ from quail.data.examples import Example
 from quail.environment import environment
 from quail.errors import QuailError
 from quail.io import atomic_dir, atomic_write_json, check_output_dir
-from quail.models import load_model, load_tokenizer
+from quail.models import check_vocabulary, load_model, load_tokenizer
 from quail.unlearn.checkpoint import checkpoint_root
 from quail.unlearn.config import UnlearnConfig, load_config, make_config, to_dict
 from quail.unlearn.loop import train
@@ -70,6 +70,7 @@ def unlearn(
         model = load_model(model, dtype=torch.float32)
     elif tokenizer is None:
         raise QuailError("pass tokenizer=... along with an in-memory model")
+    check_vocabulary(model, tokenizer, "the model to unlearn")
 
     root = checkpoint_root(out) if out is not None else None
     result = train(model, tokenizer, forget, retain, config, root, resume)

@@ -25,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from quail.errors import QuailError
+from quail.io import os_error
 
 STATE = "trainer_state.json"
 FILES = re.compile(r"(model|optimizer|extra)\.safetensors|rng-\d+\.safetensors|trainer_state\.json")
@@ -41,7 +42,7 @@ def latest_checkpoint(root: Path) -> Path | None:
 
 def save_checkpoint(accelerator, root, step, state, model, optimizer, scheduler, extra) -> Path:
     """Write step `step`'s checkpoint; a failure (disk full, no permission) leaves no partial
-    folder behind and is one line naming the folder."""
+    folder behind and the previous checkpoint in place."""
     path, tmp = root / f"step-{step:06d}", root / f".step-{step:06d}.tmp"
     try:
         if accelerator.is_main_process:
@@ -61,12 +62,12 @@ def save_checkpoint(accelerator, root, step, state, model, optimizer, scheduler,
             for old in root.glob("step-*"):
                 if old != path:
                     shutil.rmtree(old)
-    except OSError as error:
+    except (OSError, SafetensorError) as error:  # one line in the CLI; the last one stays
         shutil.rmtree(tmp, ignore_errors=True)
-        raise QuailError(
-            f"cannot write checkpoint {path}: {error.strerror or error}; free space or fix the "
-            "folder's permissions, then --resume from the last checkpoint"
-        ) from None
+        cause = os_error(error)
+        if cause is None:
+            raise
+        raise OSError(cause.errno, f"{cause.strerror} writing checkpoint", str(path)) from None
     accelerator.wait_for_everyone()
     return path
 

@@ -23,8 +23,9 @@ from accelerate.utils import set_seed
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from quail import interrupts
 from quail.data.batches import Encoded, chunks, collate, encode, stream_indices
-from quail.errors import QuailError
+from quail.errors import Interrupted, QuailError
 from quail.quant import parse_spec, quantize_model, quantized_modules
 from quail.unlearn import checkpoint
 from quail.unlearn.config import UnlearnConfig, measured, quant_list, update_rule
@@ -197,7 +198,7 @@ def train(
                 total += sum(v.item() for v in method.loss(s).values()) / config.grad_accum
         return total
 
-    with Progress(*columns, disable=not show) as progress:
+    with Progress(*columns, disable=not show) as progress, interrupts.deferred():
         task = progress.add_task(config.method, total=config.steps, completed=start, losses="")
         for step in range(start, config.steps):
             step_started = time.perf_counter()
@@ -289,7 +290,10 @@ def train(
                 if target.holds(scores, outcome.original):
                     outcome.reason, outcome.step = "target", step + 1
                     break
-            if checkpoints and config.save_every and (step + 1) % config.save_every == 0:
+            signum = _interrupt(accelerator)
+            if checkpoints and (
+                signum or (config.save_every and (step + 1) % config.save_every == 0)
+            ):
                 state = {
                     "step": step + 1,
                     "curves": curves,
@@ -309,6 +313,13 @@ def train(
                     optimizer,
                     scheduler,
                     mover.state() if mover is not None else {},
+                )
+            if signum:
+                kept_at = f"checkpoint {last_good}" if checkpoints else "nothing (no output folder)"
+                raise Interrupted(
+                    signum,
+                    f"step {step + 1} of {config.steps}; kept {kept_at}; "
+                    "rerun the same command with --resume to continue",
                 )
 
     accelerator.wait_for_everyone()
@@ -330,6 +341,15 @@ FIRST_FLIPS = 1  # moves the first step tries: a share of the weights does not t
 FLIP_GROWTH = 1.5  # after a step whose moves lowered the loss, k grows by this factor
 MAX_FLIPS = 1e-4  # and never past this share of the grid's weights
 FLIP_MOMENTUM = 0.9  # moves are ranked on this EMA of the gradients (noise averages out)
+
+
+def _interrupt(accelerator) -> int:
+    """The signal held since the step began (0 if none), agreed by every process: they all
+    write the checkpoint and stop together."""
+    signum = torch.tensor(interrupts.pending() or 0)
+    if accelerator.num_processes > 1:
+        signum = accelerator.reduce(signum.to(accelerator.device), "max").cpu()
+    return int(signum)
 
 
 def _shipped(model: nn.Module, rule: str, spec) -> nn.Module:
