@@ -103,6 +103,17 @@ def test_a_rerun_resumes_without_recomputing(study, toy):
     assert cell.stat().st_mtime_ns == before
 
 
+def test_a_resume_refuses_data_changed_since_the_study_began(study, toy, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(study[0], out)
+    record = out / "data.sha256.json"
+    hashes = json.loads(record.read_text())
+    assert set(hashes) >= {"qa.jsonl", "manifest.json"}
+    record.write_text(json.dumps(hashes | {"qa.jsonl": "0" * 64}))  # as if qa.jsonl was edited
+    with pytest.raises(QuailError, match="qa.jsonl changed since this study began"):
+        run_study(load_study_config(toy), out, log=lambda line: None)
+
+
 def test_two_processes_give_one_study(study, toy, tmp_path):
     """Two CPU processes (torchrun; accelerate's `--cpu` launcher starts only one): both
     unlearn, the main one evaluates and writes; the original's evaluation (no training

@@ -12,6 +12,7 @@ batch across them) and the main process does the rest: the others wait, then fin
 and read them, as a resumed run would.
 """
 
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -49,12 +50,14 @@ def run_study(
         if state.is_main_process:
             _claim_output(config, out, overwrite)
         data_dir = _data(config, out, log)
+        _same_data(data_dir, out)
         base_dir = _base(config, data_dir, out, log)
         eval_data = _eval_data(config, data_dir)
         original = _evaluations(base_dir, eval_data, config.specs, out / "cells" / "original", log)
     methods = {}
     for run in config.methods:
         cell = out / "cells" / run.name
+        _same_data(data_dir, out)
         model_dir = _unlearned(config, run, base_dir, data_dir, cell, log)  # every process
         with state.main_process_first():
             metrics = _evaluations(model_dir, eval_data, config.specs, cell, log)
@@ -204,6 +207,27 @@ def _check_inputs(config: StudyConfig, verify: bool) -> None:
         from quail.models import check_model_dir
 
         check_model_dir(config.base)
+
+
+def _same_data(data_dir: Path, out: Path) -> None:
+    """Refuse to go on with data that changed since the study began (mid-run, or between a
+    stop and its resume): its cells would mix two data sets. The first call records it."""
+    record = out / "data.sha256.json"
+    now = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(data_dir.iterdir())
+        if p.is_file()
+    }
+    if not record.is_file():
+        atomic_write_json(record, now)
+        return
+    then = json.loads(record.read_text("utf-8"))
+    changed = sorted(name for name in then.keys() | now.keys() if then.get(name) != now.get(name))
+    if changed:
+        raise QuailError(
+            f"{data_dir / changed[0]} changed since this study began: restore it, or start over "
+            "with --overwrite (or a new --out)"
+        )
 
 
 def _data(config: StudyConfig, out: Path, log) -> Path:
