@@ -28,17 +28,6 @@ def check_model_dir(path: str | os.PathLike) -> Path:
             f"{path} is not a Hugging Face model folder (no config.json): "
             "pass a folder written by save_pretrained"
         )
-    try:
-        config = json.loads((path / "config.json").read_text("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise QuailError(
-            f"{path}/config.json is not valid JSON ({error}): restore it from the model's source"
-        ) from None
-    if not isinstance(config, dict) or "model_type" not in config:
-        raise QuailError(
-            f"{path}/config.json is not a model config (no model_type): restore it from the "
-            "model's source"
-        )
     if not any(path.glob("*.safetensors")):
         if any(path.glob("*.bin")) or any(path.glob("*.pt")):
             raise QuailError(
@@ -56,6 +45,7 @@ def load_model(
 ):
     """Load a causal LM from a folder, refusing pickle weights and remote code by default."""
     path = check_model_dir(path)
+    _check_config(path)
     try:
         AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except ValueError as error:  # unknown architecture, or custom code that was not allowed
@@ -71,6 +61,22 @@ def load_model(
             f"cannot read the weights in {path} ({str(error).splitlines()[0][:120]}): the file "
             "is damaged or incomplete; copy or save the model again"
         ) from None
+
+
+def _check_config(path: Path) -> None:
+    """A config.json transformers can build a model from (the analysis reads weights by name
+    and needs less)."""
+    try:
+        config = json.loads((path / "config.json").read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise QuailError(
+            f"{path}/config.json is not valid JSON ({error}): restore it from the model's source"
+        ) from None
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise QuailError(
+            f"{path}/config.json is not a model config (no model_type): restore it from the "
+            "model's source"
+        )
 
 
 def check_finite(model, label: str) -> None:
