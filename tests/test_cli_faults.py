@@ -390,6 +390,20 @@ CASES = [
         "forget set is empty",
         both(data_copy, no_forget_split),
     ),
+    # the user's own files
+    Case(
+        "unlearn-forget-file-wrong-columns",
+        ["unlearn", "--model", M, "--forget", "{case}/f.jsonl", "--out", "{case}/out"],
+        "give question,answer or prompt,completion or messages or text",
+        file_at("f.jsonl", b'{"q": "x", "a": "y"}\n'),
+    ),
+    Case(
+        "unlearn-forget-is-retain",
+        [*UNLEARN[:3], "--forget", "{case}/f.csv", "--retain", "{case}/f.csv", "--out", "{case}/o"],
+        "share 1 example",
+        file_at("f.csv", b"question,answer\nWho?,ada\n"),
+    ),
+    Case("evaluate-data-and-forget", [*EVALUATE, "--forget", "{case}/f.jsonl"], "give either"),
     # unlearn: settings
     Case("unlearn-unknown-method", [*UNLEARN, "--method", "forgetful"], "unknown method"),
     Case("unlearn-lr-nan", [*UNLEARN, "lr=nan"], "lr"),
@@ -680,3 +694,19 @@ def test_a_model_folder_of_links_loads_as_the_hub_cache_lays_it_out(world, tmp_p
 def test_debug_shows_the_traceback(world):
     done = quail("--debug", "evaluate", str(world / "model"), "--data", "x", "--limit", "0")
     assert done.returncode != 0 and "Traceback" in done.stderr and "QuailError" in done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through any permission bits")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["quantize", M, "--quant", "int8", "--out", "{case}/locked/out"],
+        ["evaluate", M, "--data", D, "--limit", "2", "--json", "{case}/locked/r.json"],
+        ["data", "build", "--out", "{case}/locked/data"],
+    ],
+    ids=["quantize", "evaluate-json", "data-build"],
+)
+def test_an_unwritable_place_is_refused_before_any_work(world, tmp_path, args):
+    (tmp_path / "locked").mkdir(mode=0o555)
+    done = quail(*_fill(args, tmp_path, world))
+    assert done.returncode == 2 and "permission denied" in one_error_line(done)

@@ -66,6 +66,20 @@ def _one_line(error: BaseException) -> tuple[str, int]:
     return f"{error.strerror or error}{where}: {fix}", 1
 
 
+FORGET_HELP = "Your forget set: JSONL, JSON, CSV or Parquet (docs/DATA.md), instead of --data."
+RETAIN_HELP = "Your retain set, in the same shapes (with --forget)."
+
+
+def _check_sources(data: Path | None, forget: Path | None, retain: Path | None, task: str):
+    """Exactly one source of examples: a data folder, or the user's own files."""
+    if (data is None) == (forget is None):
+        raise QuailError("give either --data DIR or --forget FILE (with --retain FILE)")
+    if retain is not None and forget is None:
+        raise QuailError("--retain goes with --forget: give both, or --data DIR")
+    if forget is not None and task != "knowledge":
+        raise QuailError("--forget files hold knowledge probes and passages: drop --task")
+
+
 def version_callback(value: bool) -> None:
     if value:
         console.print(f"quail {quail.__version__}")
@@ -173,7 +187,11 @@ def analyze(
 @fail_cleanly
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="Hugging Face model folder (safetensors).")],
-    data: Annotated[Path, typer.Option("--data", help="Data folder (quail data build).")],
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Data folder (quail data build).")
+    ] = None,
+    forget: Annotated[Path | None, typer.Option(help=FORGET_HELP)] = None,
+    retain: Annotated[Path | None, typer.Option(help=RETAIN_HELP)] = None,
     quant: Annotated[str, typer.Option("--quant", help="Comma-separated specs.")] = "fp,int8,int4",
     task: Annotated[str, typer.Option(help="knowledge (QA, passages) or claims.")] = "knowledge",
     limit: Annotated[int | None, typer.Option(help="At most this many probes per set.")] = None,
@@ -185,7 +203,7 @@ def evaluate(
 
     from quail.data import verify_data_folder
     from quail.evaluate import evaluate as evaluate_under
-    from quail.evaluate import load_eval_data
+    from quail.evaluate import load_eval_data, load_file_eval_data
     from quail.io import atomic_write_json, check_output_file
     from quail.models import check_finite, load_model, load_tokenizer
     from quail.quant import parse_spec
@@ -199,10 +217,15 @@ def evaluate(
         raise QuailError(f"unknown task {task!r}: use knowledge or claims")
     if json_path is not None:
         check_output_file(json_path, "--json")
-    if verify:
-        verify_data_folder(data)
-    eval_data = load_eval_data(data, task, limit)
-    model, tokenizer = load_model(model_dir, dtype="float32"), load_tokenizer(model_dir)
+    _check_sources(data, forget, retain, task)
+    if forget is not None:
+        tokenizer = load_tokenizer(model_dir)  # renders chat records
+        eval_data = load_file_eval_data(forget, retain, tokenizer, limit)
+    else:
+        if verify:
+            verify_data_folder(data)
+        eval_data, tokenizer = load_eval_data(data, task, limit), load_tokenizer(model_dir)
+    model = load_model(model_dir, dtype="float32")
     check_finite(model, f"model {model_dir}")  # named by its folder, before any work
     results = {}
     for spec in specs:
@@ -221,8 +244,12 @@ def evaluate(
 @fail_cleanly
 def unlearn_command(
     model: Annotated[Path, typer.Option("--model", help="The original model folder.")],
-    data: Annotated[Path, typer.Option("--data", help="Data folder (quail data build).")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write the unlearned model to.")],
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Data folder (quail data build).")
+    ] = None,
+    forget: Annotated[Path | None, typer.Option(help=FORGET_HELP)] = None,
+    retain: Annotated[Path | None, typer.Option(help=RETAIN_HELP)] = None,
     method: Annotated[
         str | None, typer.Option("--method", help="ga, ga_gdr, npo_gdr, quail, ... (see docs).")
     ] = None,
@@ -247,19 +274,25 @@ def unlearn_command(
     """Unlearn the forget set of --data from --model; writes a model folder and run.json
     (settings: docs/UNLEARN.md). --method and --quant override --config; key=value wins."""
     from quail.data import load_claim_sets, load_unlearning_sets, verify_data_folder
+    from quail.data.files import load_file_sets
     from quail.io import check_output_dir, claimed
+    from quail.models import load_tokenizer
     from quail.unlearn import load_config, unlearn
 
     if task not in ("knowledge", "claims"):
         raise QuailError(f"unknown task {task!r}: use knowledge or claims")
     flags = [f"{k}={v}" for k, v in (("method", method), ("quant", quant)) if v is not None]
     settings = load_config(config, flags + list(overrides or []))
-    if verify:
-        verify_data_folder(data)
-    forget, retain = (load_unlearning_sets if task == "knowledge" else load_claim_sets)(data)
+    _check_sources(data, forget, retain, task)
+    if forget is not None:
+        sets = load_file_sets(forget, retain, load_tokenizer(model))
+    else:
+        if verify:
+            verify_data_folder(data)
+        sets = (load_unlearning_sets if task == "knowledge" else load_claim_sets)(data)
     check_output_dir(out)
     with claimed(out):
-        result = unlearn(model, forget, retain, settings, out=out, resume=resume)
+        result = unlearn(model, *sets, settings, out=out, resume=resume)
     last = result.curves[-1] if result.curves else {}
     shown = ", ".join(
         f"{k} {v:.4f}" for k, v in last.items() if k not in ("step", "lr", "seconds", "check")

@@ -12,6 +12,7 @@ from quail.evaluate.suite import (
     calibration_texts,
     evaluate_model,
     load_eval_data,
+    load_file_eval_data,
 )
 from quail.quant import load_quantized, parse_spec
 
@@ -64,5 +65,6 @@ __all__ = [
     "evaluate",
     "evaluate_model",
     "load_eval_data",
+    "load_file_eval_data",
     "recovery",
 ]

@@ -75,6 +75,21 @@ def load_eval_data(data_dir, task: str = "knowledge", limit: int | None = None, 
     )
 
 
+def load_file_eval_data(
+    forget, retain=None, tokenizer=None, limit: int | None = None, seed: int = 0
+) -> EvalData:
+    """Probes from the user's forget and retain files (quail.data.files): their probes answer
+    KnowMem, their passages VerbMem (forget) and perplexity (retain)."""
+    from quail.data.files import load_set
+
+    qa, passages = {}, {}
+    for name, path in (("forget", forget), ("retain", retain)):
+        if path is not None:
+            probes, texts = load_set(path, tokenizer)
+            qa[name], passages[name] = _sample(probes, limit, seed), _sample(texts, limit, seed)
+    return EvalData(qa=qa, passages=passages)
+
+
 def calibration_texts(data: EvalData) -> list[str]:
     """Text for calibrated quantizers (GPTQ, AWQ): the forget and retain passages, else the
     forget and retain probes written out (prompt + answer). Empty when the data has neither,
