@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     for item in args.set:
         name, _, value = item.partition("=")
-        setattr(loop, name, value if name == "FLIP_SCORE" else float(value))
+        setattr(loop, name, float(value))
     forget, retain = load_unlearning_sets(args.data)
     if args.qa_only:
         forget = [e for e in forget if e.prompt.strip()]

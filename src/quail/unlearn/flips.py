@@ -40,19 +40,10 @@ class Moves:
 class GridMover:
     """Moves the named weights of `model` one bucket of their spec at a time."""
 
-    def __init__(
-        self,
-        model: nn.Module,
-        parts: dict[str, QuantSpec],
-        momentum: float = 0.0,
-        score: str = "gain",
-    ):
+    def __init__(self, model: nn.Module, parts: dict[str, QuantSpec], momentum: float = 0.0):
         params = dict(model.named_parameters())
-        self.momentum, self.score = momentum, score
+        self.momentum = momentum
         self.averages: dict[int, torch.Tensor] = {}
-        self.forget_grads: dict[int, torch.Tensor] = {}  # this step's forget share (score != gain)
-        self.forget_averages: dict[int, torch.Tensor] = {}
-        self.retain_squares: dict[int, torch.Tensor] = {}
         self.tensors = []
         for name, spec in parts.items():
             p = params[name]
@@ -79,41 +70,6 @@ class GridMover:
         return from_groups(inner & inside, p.shape, pad)
 
     @torch.no_grad()
-    def split_backward(self, backward, forget: torch.Tensor, retain: torch.Tensor) -> None:
-        """Backward the forget and the retain terms one after the other, keeping the forget
-        term's share of each gradient for the `ratio` and `newton` scores."""
-        before = {id(p): _grad(p).clone() for p, *_ in self.tensors}
-        with torch.enable_grad():
-            backward(forget, retain_graph=True)
-        for p, *_ in self.tensors:
-            share = _grad(p) - before[id(p)]
-            self.forget_grads[id(p)] = self.forget_grads.get(id(p), 0) + share
-        with torch.enable_grad():
-            backward(retain)
-
-    def _ranking(self, p, grad: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
-        """How good a one-bucket move of each weight is. gain: the first-order loss change
-        |ḡ|·Δ. ratio: the forget gradient against the retain gradient's spread, |ḡ_f| / rms(g_r)
-        (weights forgetting needs and retain does not). newton: forget gain over the retain
-        loss's second-order cost, |ḡ_f|·Δ / (E[g_r²]·Δ²), E[g_r²] standing in for the curvature."""
-        if self.score == "gain":
-            return grad.abs() * step
-        forget = self.forget_grads.pop(id(p)).float()
-        retain = p.grad.float() - forget
-        forget = self._average(self.forget_averages, p, forget)
-        squares = self._average(self.retain_squares, p, retain.square())
-        if self.score == "ratio":
-            return forget.abs() / (squares.sqrt() + 1e-30)
-        return forget.abs() / (squares * step + 1e-30)
-
-    def _average(self, store: dict, p, value: torch.Tensor) -> torch.Tensor:
-        old = store.get(id(p))
-        if old is not None and self.momentum:
-            value = self.momentum * old + (1 - self.momentum) * value
-        store[id(p)] = value
-        return value
-
-    @torch.no_grad()
     def propose(self, k: int) -> Moves:
         """The k allowed moves of largest first-order gain |g|·Δ, from the current gradients."""
         gains, directions = [], []
@@ -122,9 +78,14 @@ class GridMover:
                 gains.append(torch.zeros(p.numel(), device=p.device))
                 directions.append(None)
                 continue
-            grad = self._average(self.averages, p, p.grad.float())
+            grad = p.grad.float()
+            if self.momentum:
+                average = self.averages.get(id(p))
+                if average is not None:
+                    grad = self.momentum * average + (1 - self.momentum) * grad
+                self.averages[id(p)] = grad
             direction = -torch.sign(grad)
-            gain = self._ranking(p, grad, step)
+            gain = grad.abs() * step
             allowed = self._allowed(p, spec, pad, step, low, high, direction)
             gains.append(torch.where(allowed & (direction != 0), gain, 0.0).reshape(-1))
             directions.append(direction.reshape(-1))
@@ -170,7 +131,3 @@ class GridMover:
         for p, old in zip(params, before, strict=True):
             if id(p) in steps:
                 p.copy_(old + (p - old) * steps[id(p)])
-
-
-def _grad(p: torch.Tensor) -> torch.Tensor:
-    return p.grad if p.grad is not None else torch.zeros_like(p)

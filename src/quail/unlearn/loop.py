@@ -128,7 +128,7 @@ def train(
     row_mask = RowMask(model, mask, config.weight_decay) if mask else None
     model, optimizer = accelerator.prepare(model, optimizer)
     quantized = quantized_weights(model, accelerator.unwrap_model(model), spec) if spec else {}
-    mover = GridMover(model, quantized, FLIP_MOMENTUM, FLIP_SCORE) if rule != "adamw" else None
+    mover = GridMover(model, quantized, FLIP_MOMENTUM) if rule != "adamw" else None
     flips = FIRST_FLIPS if rule == "flip" else 0
     most_flips = max(1, round(MAX_FLIPS * mover.size)) if rule == "flip" else 0
     target = None
@@ -221,12 +221,7 @@ def train(
                     with _autocast(config, device):
                         terms = method.loss(s)
                     loss = sum(terms.values())
-                    if rule == "flip" and FLIP_SCORE != "gain" and "retain" in terms:
-                        forget_part = (loss - terms["retain"]) / config.grad_accum
-                        retain_part = terms["retain"] / config.grad_accum
-                        mover.split_backward(accelerator.backward, forget_part, retain_part)
-                    else:
-                        accelerator.backward(loss / config.grad_accum)
+                    accelerator.backward(loss / config.grad_accum)
                 for name, value in terms.items():
                     terms_sum[name] = terms_sum.get(name, 0.0) + value.item() / config.grad_accum
             total = accelerator.reduce(
@@ -346,7 +341,6 @@ FIRST_FLIPS = 1  # moves the first step tries: a share of the weights does not t
 FLIP_GROWTH = 1.5  # after a step whose moves lowered the loss, k grows by this factor
 MAX_FLIPS = 1e-4  # and never past this share of the grid's weights
 FLIP_MOMENTUM = 0.9  # moves are ranked on this EMA of the gradients (noise averages out)
-FLIP_SCORE = "gain"  # how moves are ranked (flips.py): gain, ratio or newton
 
 
 def _interrupt(accelerator) -> int:
