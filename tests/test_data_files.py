@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 import unlearn_tiny as tiny
 from quail.cli import app
 from quail.data.examples import Example
-from quail.data.files import load_file_sets, load_set
+from quail.data.files import SHOTS, choose_form, load_file_sets, load_set, prompts_for
 from quail.errors import QuailError
 
 RECORDS = [
@@ -174,3 +174,56 @@ def test_one_source_of_examples(files, tmp_path, extra, message):
     args = ["evaluate", str(files / "model"), *extra]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and message in result.output
+
+
+FACTS = [{"question": f"Where does {p} live?", "answer": c} for p, c in zip(
+    tiny.PEOPLE, tiny.CITIES * 2, strict=False)]  # fmt: skip
+
+
+def test_a_few_shot_prompt_takes_its_shots_from_the_retain_file_and_leaves_them_out(tmp_path):
+    retain = write(tmp_path / "retain.jsonl", FACTS)
+    prompts = prompts_for("few-shot", retain)
+    probes, _ = load_set(retain, prompts=prompts)
+    assert len(prompts.shots) == SHOTS and len(probes) == len(FACTS) - SHOTS
+    first = probes[0]
+    assert first.prompt.startswith("Question: Where does ada live?\nAnswer: paris\n\n")
+    assert first.prompt.endswith(f"Question: {FACTS[SHOTS]['question']}\nAnswer:")
+    assert first.prompt.count("Question:") == SHOTS + 1
+    with pytest.raises(QuailError, match="needs more than 4 question,answer records"):
+        prompts_for("few-shot", write(tmp_path / "few.jsonl", FACTS[:SHOTS]))
+    with pytest.raises(QuailError, match="no chat template"):
+        prompts_for("chat", retain, tiny.tokenizer())
+
+
+def test_auto_takes_the_form_the_model_answers_best(tmp_path, monkeypatch):
+    """choose_form asks the model in every form it can; a stand-in scorer answers few-shot
+    prompts best, then chat, so the choice (and the availability of each form) is what is
+    tested, not a model."""
+    from quail.evaluate import metrics
+
+    def scored(model, tokenizer, probes):
+        prompt = probes[0].prompt
+        return {"rouge_l": 80.0 if prompt.count("Question:") > 1 else 60.0 if "user" in prompt
+                else 10.0}  # fmt: skip
+
+    monkeypatch.setattr(metrics, "knowledge", scored)
+    retain = write(tmp_path / "retain.jsonl", FACTS)
+    tokenizer = tiny.tokenizer()
+    assert choose_form(None, tokenizer, retain) == ("few-shot", {"plain": 10.0, "few-shot": 80.0})
+    tokenizer.chat_template = CHAT
+    assert choose_form(None, tokenizer, write(tmp_path / "r.jsonl", FACTS[:SHOTS]))[0] == "chat"
+    text_only = write(tmp_path / "text.jsonl", [{"text": "ada lives in paris"}])
+    assert choose_form(None, tokenizer, text_only) == ("plain", {})
+
+
+def test_a_model_that_knows_little_in_any_form_is_warned_about(files, tmp_path, monkeypatch):
+    from quail.data import files as module
+
+    monkeypatch.setattr(module, "choose_form", lambda *args: ("plain", {"plain": 12.0}))
+    retain = write(tmp_path / "retain.jsonl", FACTS)
+    args = ["evaluate", str(files / "model"), "--forget", str(files / "forget.jsonl")]
+    result = CliRunner().invoke(app, [*args, "--retain", str(retain), "--quant", "fp"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "questions asked plain" in result.output and "warning: the model answers" in result.output
+    )

@@ -80,6 +80,33 @@ def _check_sources(data: Path | None, forget: Path | None, retain: Path | None, 
         raise QuailError("--forget files hold knowledge probes and passages: drop --task")
 
 
+FORMAT_HELP = "How question,answer records are asked: auto, plain, few-shot or chat."
+
+
+def _asked(form: str, model, tokenizer, retain: Path | None):
+    """The Prompts of --question-format; auto asks the model its own retain questions in each
+    form and takes the one it answers best (quail.data.files.choose_form)."""
+    from quail.data.files import choose_form, prompts_for
+
+    scores = {}
+    if form == "auto" and retain is not None:
+        form, scores = choose_form(model, tokenizer, retain)
+    if scores:  # the retain file has questions, and they were asked
+        shown = ", ".join(f"{name} {value:.0f}" for name, value in scores.items())
+        console.print(
+            f"questions asked {form}: the model's KnowMem on its retain questions is {shown} "
+            "(--question-format fixes the form)",
+            highlight=False,
+        )
+        if scores[form] < 50:
+            err_console.print(
+                f"warning: the model answers its own retain questions at {scores[form]:.0f} of "
+                "100 at best: KnowMem will measure the prompt more than the knowledge; write "
+                "prompt,completion records in the prompt the model was trained with"
+            )
+    return prompts_for("plain" if form == "auto" else form, retain, tokenizer)
+
+
 def version_callback(value: bool) -> None:
     if value:
         console.print(f"quail {quail.__version__}")
@@ -192,6 +219,7 @@ def evaluate(
     ] = None,
     forget: Annotated[Path | None, typer.Option(help=FORGET_HELP)] = None,
     retain: Annotated[Path | None, typer.Option(help=RETAIN_HELP)] = None,
+    question_format: Annotated[str, typer.Option(help=FORMAT_HELP)] = "auto",
     quant: Annotated[str, typer.Option("--quant", help="Comma-separated specs.")] = "fp,int8,int4",
     task: Annotated[str, typer.Option(help="knowledge (QA, passages) or claims.")] = "knowledge",
     limit: Annotated[int | None, typer.Option(help="At most this many probes per set.")] = None,
@@ -218,15 +246,14 @@ def evaluate(
     if json_path is not None:
         check_output_file(json_path, "--json")
     _check_sources(data, forget, retain, task)
-    if forget is not None:
-        tokenizer = load_tokenizer(model_dir)  # renders chat records
-        eval_data = load_file_eval_data(forget, retain, tokenizer, limit)
-    else:
-        if verify:
-            verify_data_folder(data)
-        eval_data, tokenizer = load_eval_data(data, task, limit), load_tokenizer(model_dir)
-    model = load_model(model_dir, dtype="float32")
+    if forget is None and verify:
+        verify_data_folder(data)
+    eval_data = None if forget else load_eval_data(data, task, limit)
+    model, tokenizer = load_model(model_dir, dtype="float32"), load_tokenizer(model_dir)
     check_finite(model, f"model {model_dir}")  # named by its folder, before any work
+    if forget is not None:
+        prompts = _asked(question_format, model, tokenizer, retain)
+        eval_data = load_file_eval_data(forget, retain, tokenizer, limit, prompts=prompts)
     results = {}
     for spec in specs:
         with console.status(f"evaluating {model_dir.name} under {spec}"):
@@ -250,6 +277,7 @@ def unlearn_command(
     ] = None,
     forget: Annotated[Path | None, typer.Option(help=FORGET_HELP)] = None,
     retain: Annotated[Path | None, typer.Option(help=RETAIN_HELP)] = None,
+    question_format: Annotated[str, typer.Option(help=FORMAT_HELP)] = "auto",
     method: Annotated[
         str | None, typer.Option("--method", help="ga, ga_gdr, npo_gdr, quail, ... (see docs).")
     ] = None,
@@ -273,10 +301,12 @@ def unlearn_command(
 ) -> None:
     """Unlearn the forget set of --data from --model; writes a model folder and run.json
     (settings: docs/UNLEARN.md). --method and --quant override --config; key=value wins."""
+    import torch
+
     from quail.data import load_claim_sets, load_unlearning_sets, verify_data_folder
     from quail.data.files import load_file_sets
     from quail.io import check_output_dir, claimed
-    from quail.models import load_tokenizer
+    from quail.models import load_model, load_tokenizer
     from quail.unlearn import load_config, unlearn
 
     if task not in ("knowledge", "claims"):
@@ -284,15 +314,20 @@ def unlearn_command(
     flags = [f"{k}={v}" for k, v in (("method", method), ("quant", quant)) if v is not None]
     settings = load_config(config, flags + list(overrides or []))
     _check_sources(data, forget, retain, task)
+    tokenizer = None  # unlearn loads the model's own, or takes the one loaded here
     if forget is not None:
-        sets = load_file_sets(forget, retain, load_tokenizer(model))
+        tokenizer = load_tokenizer(model)
+        if question_format == "auto" and retain is not None:  # the model answers, then trains
+            model = load_model(model, dtype=torch.float32)
+        prompts = _asked(question_format, model, tokenizer, retain)
+        sets = load_file_sets(forget, retain, tokenizer, prompts)
     else:
         if verify:
             verify_data_folder(data)
         sets = (load_unlearning_sets if task == "knowledge" else load_claim_sets)(data)
     check_output_dir(out)
     with claimed(out):
-        result = unlearn(model, *sets, settings, out=out, resume=resume)
+        result = unlearn(model, *sets, settings, tokenizer=tokenizer, out=out, resume=resume)
     last = result.curves[-1] if result.curves else {}
     shown = ", ".join(
         f"{k} {v:.4f}" for k, v in last.items() if k not in ("step", "lr", "seconds", "check")

@@ -14,6 +14,7 @@ Probes are trained on and answer KnowMem; passages are trained on and answer Ver
 """
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from quail.data.examples import Example
@@ -57,10 +58,76 @@ def read_records(path: str | Path) -> list[dict]:
     raise QuailError(f"{path}: unsupported file type; use {', '.join(SUFFIXES)}")
 
 
+@dataclass(frozen=True)
+class Prompts:
+    """How a question,answer record is asked. plain: the question format; few-shot: solved
+    `shots` (question, answer pairs from the retain file) in that format first; chat: the
+    tokenizer's chat template. Which one lets the model show what it knows depends on the model
+    (`choose_form` measures it; docs/DATA.md has the numbers)."""
+
+    form: str = "plain"
+    shots: tuple[tuple[str, str], ...] = ()
+    tokenizer: object = None
+
+    def __call__(self, question: str) -> str:
+        if self.form == "chat":
+            messages = [{"role": "user", "content": question}]
+            return self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+        shots = "".join(format_question(q, QUESTION_FORMAT) + f" {a}\n\n" for q, a in self.shots)
+        return shots + format_question(question, QUESTION_FORMAT)
+
+
+FORMS = ("plain", "few-shot", "chat")
+SHOTS = 4  # solved examples in a few-shot prompt
+
+
+def prompts_for(form: str, retain_path=None, tokenizer=None) -> Prompts:
+    """The Prompts of `form`; few-shot takes its shots from the retain file's first records."""
+    if form not in FORMS:
+        raise QuailError(f"unknown question format {form!r}: use auto, {', '.join(FORMS)}")
+    if form == "chat" and not getattr(tokenizer, "chat_template", None):
+        raise QuailError("the tokenizer has no chat template: use plain or few-shot")
+    if form != "few-shot":
+        return Prompts(form, (), tokenizer)
+    pairs = [] if retain_path is None else read_records(retain_path)
+    pairs = [r for r in pairs if {"question", "answer"} <= set(r)]
+    if len(pairs) <= SHOTS:
+        raise QuailError(
+            f"a few-shot prompt takes its {SHOTS} shots from --retain, which needs more than "
+            f"{SHOTS} question,answer records: use plain or chat"
+        )
+    shots = tuple((str(r["question"]), str(r["answer"])) for r in pairs[:SHOTS])
+    return Prompts(form, shots, tokenizer)
+
+
+def choose_form(model, tokenizer, retain_path, sample: int = 32) -> tuple[str, dict]:
+    """The form in which `model` answers its own retain questions best (KnowMem on up to
+    `sample` of them; plain wins ties), and each form's score."""
+    from quail.evaluate.metrics import knowledge
+
+    records = read_records(retain_path)
+    pairs = [(r["question"], r["answer"]) for r in records if {"question", "answer"} <= set(r)]
+    scores = {}
+    for form in FORMS if pairs else ():
+        try:
+            prompts = prompts_for(form, retain_path, tokenizer)
+        except QuailError:
+            continue  # not available for this model or file
+        asked = [(q, a) for q, a in pairs if (q, a) not in prompts.shots][:sample]
+        probes = [Example(prompts(str(q)), " " + str(a).strip()) for q, a in asked]
+        scores[form] = knowledge(model, tokenizer, probes)["rouge_l"]
+    best = max(scores, key=lambda f: (scores[f], -FORMS.index(f)), default="plain")
+    return best, scores
+
+
 def load_set(
-    path: str | Path, tokenizer=None, template: str = QUESTION_FORMAT
+    path: str | Path, tokenizer=None, prompts: Prompts | None = None
 ) -> tuple[list[Example], list[str]]:
-    """(probes, passages) of one file; `tokenizer` renders `messages` records."""
+    """(probes, passages) of one file; `prompts` asks its questions (the shots of a few-shot
+    prompt are left out of the probes), `tokenizer` renders `messages` records."""
+    prompts = prompts or Prompts()
     probes, passages = [], []
     records = read_records(path)
     if not records:
@@ -80,14 +147,15 @@ def load_set(
         if shape == ("text",):
             passages.append(values[0])
         elif shape == ("question", "answer"):
-            probes.append(Example(format_question(values[0], template), " " + values[1].strip()))
+            if tuple(values) not in prompts.shots:
+                probes.append(Example(prompts(values[0]), " " + values[1].strip()))
         else:
             probes.append(Example(values[0], values[1]))
     return probes, passages
 
 
 def load_file_sets(
-    forget_path, retain_path=None, tokenizer=None, template: str = QUESTION_FORMAT
+    forget_path, retain_path=None, tokenizer=None, prompts: Prompts | None = None
 ) -> tuple[list[Example], list[Example]]:
     """(forget, retain) Examples for unlearning: each file's probes and its passages whole."""
     sets = []
@@ -95,7 +163,7 @@ def load_file_sets(
         if path is None:
             sets.append([])
             continue
-        probes, passages = load_set(path, tokenizer, template)
+        probes, passages = load_set(path, tokenizer, prompts)
         sets.append(probes + [Example("", text) for text in passages])
     check_disjoint(*sets)
     return sets[0], sets[1]

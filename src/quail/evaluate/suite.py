@@ -76,16 +76,16 @@ def load_eval_data(data_dir, task: str = "knowledge", limit: int | None = None, 
 
 
 def load_file_eval_data(
-    forget, retain=None, tokenizer=None, limit: int | None = None, seed: int = 0
+    forget, retain=None, tokenizer=None, limit: int | None = None, seed: int = 0, prompts=None
 ) -> EvalData:
-    """Probes from the user's forget and retain files (quail.data.files): their probes answer
-    KnowMem, their passages VerbMem (forget) and perplexity (retain)."""
+    """Probes from the user's forget and retain files (quail.data.files), asked as `prompts`
+    asks: their probes answer KnowMem, their passages VerbMem (forget) and perplexity (retain)."""
     from quail.data.files import load_set
 
     qa, passages = {}, {}
     for name, path in (("forget", forget), ("retain", retain)):
         if path is not None:
-            probes, texts = load_set(path, tokenizer)
+            probes, texts = load_set(path, tokenizer, prompts)
             qa[name], passages[name] = _sample(probes, limit, seed), _sample(texts, limit, seed)
     return EvalData(qa=qa, passages=passages)
 

@@ -1,6 +1,6 @@
 """A study's configuration: a typed dataclass from YAML, overridable by `key=value`.
 
-Example (configs/builtin-demo.yaml)::
+Example (the demo's own, src/quail/study/demo.yaml, is one)::
 
     name: builtin-demo
     data: builtin          # a data folder, or builtin (quail data build)
