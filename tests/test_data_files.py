@@ -3,8 +3,10 @@ meets, and `quail unlearn`/`quail evaluate` end to end on them."""
 
 import csv
 import json
+import shutil
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 import unlearn_tiny as tiny
@@ -227,3 +229,45 @@ def test_a_model_that_knows_little_in_any_form_is_warned_about(files, tmp_path, 
     assert (
         "questions asked plain" in result.output and "warning: the model answers" in result.output
     )
+
+
+def test_a_study_on_the_users_files(files, tmp_path):
+    """`quail run` with forget:/retain: files beside the config (paths relative to it) and the
+    user's model as base: every model asked alike, the data fingerprinted."""
+    for name in ("forget.jsonl", "retain.csv"):
+        shutil.copy(files / name, tmp_path / name)
+    config = tmp_path / "study.yaml"
+    config.write_text(
+        f"base: {files / 'model'}\nforget: forget.jsonl\nretain: retain.csv\n"
+        "specs: [fp, rtn-int4-g16]\neval_limit: 4\nmethods: [ga_gdr]\n"
+        "unlearn: {steps: 2, lr: 1.0e-3, batch_size: 2, progress: false}\n"
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["data"] == f"{tmp_path / 'forget.jsonl'}, {tmp_path / 'retain.csv'}"
+    metrics = results["methods"]["ga_gdr"]["metrics"]
+    assert {"fp", "rtn-int4-g16-sym"} <= metrics.keys()
+    assert "knowmem_forget" in metrics["fp"] and "knowmem_retain" in metrics["fp"]
+    assert json.loads((out / "prompts.json").read_text())["form"] == "plain"
+    assert set(json.loads((out / "data.sha256.json").read_text())) == {
+        "forget.jsonl",
+        "retain.csv",
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("data: somewhere\n", "not both"),
+        ("retrain: true\n", "retrain needs the built-in"),
+        ("question_format: haiku\n", "unknown question_format"),
+    ],
+)
+def test_a_study_on_files_refuses_what_does_not_apply(files, extra, message):
+    from quail.study import study_config
+
+    values = {"base": str(files / "model"), "forget": "f.jsonl", "methods": ["ga"]}
+    with pytest.raises(QuailError, match=message):
+        study_config(values | yaml.safe_load(extra))

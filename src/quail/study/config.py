@@ -34,6 +34,9 @@ class MethodRun:
 class StudyConfig:
     name: str = "study"
     data: str = "builtin"
+    forget: str | None = None  # or the user's own files instead of a data folder (docs/DATA.md)
+    retain: str | None = None
+    question_format: str = "auto"  # how their question,answer records are asked
     data_size: str = "default"
     data_seed: int = 0
     base: str = "builtin"
@@ -107,7 +110,7 @@ def load_study_config(path, overrides: list[str] = ()) -> StudyConfig:
         raise QuailError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(values, dict):
         raise QuailError(f"{path} must hold a mapping of key: value")
-    for key in ("data", "base"):  # a folder named in the config is relative to the config
+    for key in ("data", "base", "forget", "retain"):  # relative to the config file
         if isinstance(values.get(key), str):
             values[key] = _beside(path.parent, values[key])
     return study_config(values, overrides)
@@ -158,12 +161,33 @@ def _validate(config: StudyConfig) -> None:
         )
     if config.task not in ("knowledge", "claims"):
         raise QuailError(f"unknown task {config.task!r}: use knowledge or claims")
+    if config.forget or config.retain:
+        _check_files(config)
     allowed = FORGET_METRICS if config.task == "knowledge" else ("acc_claims_forget",)
     config.headline_metric = config.headline_metric or allowed[0]
     if config.headline_metric not in allowed:
         raise QuailError(
             f"headline_metric {config.headline_metric!r} is not a forget metric of the "
             f"{config.task} task: use one of {', '.join(allowed)}"
+        )
+
+
+def _check_files(config: StudyConfig) -> None:
+    """A study on the user's own forget/retain files: a model of theirs, nothing built-in."""
+    if not config.forget:
+        raise QuailError("retain: goes with forget: in a study config; add forget: FILE")
+    if config.data != "builtin" or config.inject or config.retrain:
+        raise QuailError("a study takes data: or forget:/retain: files, not both: drop one")
+    if config.base == "builtin" or config.task != "knowledge":
+        raise QuailError(
+            "forget:/retain: files need your model as base: (the built-in one is trained on "
+            "a data folder) and task: knowledge"
+        )
+    from quail.data.files import FORMS
+
+    if config.question_format not in ("auto", *FORMS):
+        raise QuailError(
+            f"unknown question_format {config.question_format!r}: use auto, {', '.join(FORMS)}"
         )
 
 

@@ -50,15 +50,16 @@ def run_study(
         if state.is_main_process:
             _claim_output(config, out, overwrite)
         data_dir = _data(config, out, log)
-        _same_data(data_dir, out)
+        _same_data(config, data_dir, out)
         base_dir = _base(config, data_dir, out, log)
-        eval_data = _eval_data(config, data_dir)
+        prompts = _prompts(config, base_dir, out, log)
+        eval_data = _eval_data(config, data_dir, prompts)
         original = _evaluations(base_dir, eval_data, config.specs, out / "cells" / "original", log)
     methods = {}
     for run in config.methods:
         cell = out / "cells" / run.name
-        _same_data(data_dir, out)
-        model_dir = _unlearned(config, run, base_dir, data_dir, cell, log)  # every process
+        _same_data(config, data_dir, out)
+        model_dir = _unlearned(config, run, base_dir, data_dir, prompts, cell, log)  # all
         with state.main_process_first():
             metrics = _evaluations(model_dir, eval_data, config.specs, cell, log)
             analysis = {
@@ -150,7 +151,7 @@ def _results(config: StudyConfig, data_dir, base_dir, original, methods, retrain
     return {
         "schema_version": SCHEMA_VERSION,
         "name": config.name,
-        "data": str(data_dir),
+        "data": str(data_dir) if data_dir else f"{config.forget}, {config.retain}",
         "base": str(base_dir),
         "specs": config.specs,
         "analysis_specs": config.analysis_specs,
@@ -188,14 +189,20 @@ def _claim_output(config: StudyConfig, out: Path, overwrite: bool) -> None:
     atomic_write_json(record, wanted)
 
 
-def _data_dir(config: StudyConfig, out: Path) -> Path:
+def _data_dir(config: StudyConfig, out: Path) -> Path | None:
+    if config.forget:
+        return None  # the user's own files instead of a data folder
     return out / "data" if config.data in ("builtin", "countries") else Path(config.data)
 
 
 def _check_inputs(config: StudyConfig, verify: bool) -> None:
-    """A given data folder and model folder, checked before the study folder is claimed."""
+    """A given data folder (or files) and model folder, checked before the study folder is
+    claimed."""
     from quail.zoo import ZOO
 
+    for path in (config.forget, config.retain):
+        if path and not Path(path).is_file():
+            raise QuailError(f"{path}: no such file; check forget:/retain: in the config")
     if config.data not in ("builtin", "countries"):
         from quail.data import verify_data_folder
 
@@ -209,15 +216,13 @@ def _check_inputs(config: StudyConfig, verify: bool) -> None:
         check_model_dir(config.base)
 
 
-def _same_data(data_dir: Path, out: Path) -> None:
+def _same_data(config: StudyConfig, data_dir: Path | None, out: Path) -> None:
     """Refuse to go on with data that changed since the study began (mid-run, or between a
     stop and its resume): its cells would mix two data sets. The first call records it."""
     record = out / "data.sha256.json"
-    now = {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(data_dir.iterdir())
-        if p.is_file()
-    }
+    files = [Path(f) for f in (config.forget, config.retain) if f] if config.forget else [
+        p for p in sorted(data_dir.iterdir()) if p.is_file()]  # fmt: skip
+    now = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
     if not record.is_file():
         atomic_write_json(record, now)
         return
@@ -225,14 +230,14 @@ def _same_data(data_dir: Path, out: Path) -> None:
     changed = sorted(name for name in then.keys() | now.keys() if then.get(name) != now.get(name))
     if changed:
         raise QuailError(
-            f"{data_dir / changed[0]} changed since this study began: restore it, or start over "
+            f"{changed[0]} changed since this study began: restore it, or start over "
             "with --overwrite (or a new --out)"
         )
 
 
 def _data(config: StudyConfig, out: Path, log) -> Path:
     data_dir = _data_dir(config, out)
-    if config.data not in ("builtin", "countries"):
+    if data_dir is None or config.data not in ("builtin", "countries"):
         return data_dir
     if config.data == "countries" and not (data_dir / "manifest.json").is_file():
         from quail.countries import build_country_data
@@ -317,9 +322,38 @@ def _add_privleak(metric_tables: list[dict], retrain_fp: dict) -> None:
                 scores["privleak"] = privleak(scores["mia_auc"], retrain_fp["mia_auc"])
 
 
-def _eval_data(config: StudyConfig, data_dir: Path):
-    from quail.evaluate import load_eval_data
+def _prompts(config: StudyConfig, base_dir: Path, out: Path, log):
+    """How the user's question,answer records are asked: `question_format`, or, for auto, the
+    form the original answers its own retain questions best in, chosen once and recorded in
+    prompts.json, so every model of the study is asked alike (quail.data.files)."""
+    if not config.forget:
+        return None
+    from quail.data.files import choose_form, prompts_for
+    from quail.models import load_model, load_tokenizer
 
+    tokenizer, form, record = load_tokenizer(base_dir), config.question_format, out / "prompts.json"
+    if form == "auto" and record.is_file():
+        form = json.loads(record.read_text("utf-8"))["form"]
+    elif form == "auto" and config.retain:
+        original = load_model(base_dir, dtype="float32")
+        form, scores = choose_form(original, tokenizer, config.retain)
+        log(f"questions asked {form} (the original's retain KnowMem by form: {scores})")
+        atomic_write_json(record, {"form": form, "retain_knowmem": scores})
+    return prompts_for("plain" if form == "auto" else form, config.retain, tokenizer)
+
+
+def _eval_data(config: StudyConfig, data_dir: Path | None, prompts):
+    from quail.evaluate import load_eval_data, load_file_eval_data
+
+    if config.forget:
+        return load_file_eval_data(
+            config.forget,
+            config.retain,
+            prompts.tokenizer,
+            config.eval_limit,
+            config.data_seed,
+            prompts,
+        )
     return load_eval_data(data_dir, config.task, config.eval_limit, config.data_seed)
 
 
@@ -353,15 +387,20 @@ def _analysis(base_dir: Path, model_dir: Path, spec: str, cell: Path, log) -> di
     return result
 
 
-def _unlearned(config: StudyConfig, run, base_dir: Path, data_dir: Path, cell: Path, log):
+def _unlearned(config: StudyConfig, run, base_dir: Path, data_dir, prompts, cell: Path, log):
     model_dir = cell / "model"
     if (model_dir / "config.json").is_file():
         return model_dir
     from quail.data import load_claim_sets, load_unlearning_sets
     from quail.unlearn import unlearn
 
-    load = load_unlearning_sets if config.task == "knowledge" else load_claim_sets
-    forget, retain = load(data_dir)
+    if config.forget:
+        from quail.data.files import load_file_sets
+
+        forget, retain = load_file_sets(config.forget, config.retain, prompts.tokenizer, prompts)
+    else:
+        load = load_unlearning_sets if config.task == "knowledge" else load_claim_sets
+        forget, retain = load(data_dir)
     log(f"unlearning with {run.name} ({run.method})")
     cell.mkdir(parents=True, exist_ok=True)
     unlearn(base_dir, forget, retain, unlearn_settings(config, run), out=model_dir)
