@@ -1,5 +1,5 @@
-"""quail's default: code flips on the deployment grid and measured stopping, on a tiny Llama
-whose weights sit on that grid (as SmolLM2's sit on its file's)."""
+"""Code flips on the deployment grid (quail_flips, update=flip) and measured stopping, on a
+tiny Llama whose weights sit on that grid (as SmolLM2's sit on its file's)."""
 
 import copy
 
@@ -41,7 +41,7 @@ def snapped(spec: str = GRID):
 
 
 SETTINGS = {
-    "method": "quail",
+    "method": "quail_flips",
     "quant": GRID,
     "steps": 30,
     "batch_size": 4,

@@ -201,7 +201,7 @@ def test_divergence_on_nan_without_checkpoints(monkeypatch):
         ({"method": "quail", "quant": "fp"}, "measures forgetting in the formats"),
         ({"method": "ga_gdr", "update": "flip", "quant": "fp"}, "in units of a quantization step"),
         ({"method": "quail", "quant": "nf4"}, "is not one: list an rtn spec first"),
-        ({"method": "quail", "quant": "int4", "margin": None}, "needs a fixed logit margin"),
+        ({"method": "quail_flips", "quant": "int4", "margin": None}, "needs a fixed logit margin"),
         ({"method": "ga_gdr", "update": "bucket"}, "pass --quant SPEC"),
         ({"method": "ga_gdr", "measure": True, "quant": "fp"}, "measures forgetting"),
         ({"quant": ","}, "quant is empty"),

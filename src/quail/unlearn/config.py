@@ -22,7 +22,7 @@ CHOICES = {
     "mixed_precision": ("auto", "no", "bf16"),
     "cache": ("auto", "full", "topk", "live"),
     "schedule": ("constant", "linear", "cosine"),
-    "update": ("auto", "adamw", "bucket", "flip"),
+    "update": ("auto", "adamw", "bucket", "flip", "project"),
 }
 
 
@@ -125,6 +125,8 @@ def make_config(values: dict | None = None, overrides: list[str] | tuple[str, ..
         if not sep or not key:
             raise QuailError(f"override '{item}' is not key=value (e.g. lr=1e-5)")
         merged[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+    method = METHODS.get(merged.get("method", UnlearnConfig.method))
+    merged = dict(method.defaults if method else ()) | merged  # the method's starting point
     unknown = sorted(set(merged) - set(types))
     if unknown:
         raise QuailError(f"unknown config key '{unknown[0]}'; known: {', '.join(sorted(types))}")
@@ -196,7 +198,7 @@ def validate(config: UnlearnConfig) -> None:
             f"method '{config.method}' measures forgetting in the formats you will ship: pass "
             "--quant SPEC[,SPEC...] (e.g. --quant rtn-int4-g32-asym,nf4)"
         )
-    if update_rule(config) in ("bucket", "flip"):
+    if update_rule(config) in ("bucket", "flip", "project"):
         if not quantized:
             raise QuailError(
                 f"update={update_rule(config)} moves weights in units of a quantization step: "
@@ -219,8 +221,10 @@ def validate(config: UnlearnConfig) -> None:
             "a calibrated margin needs a quantization spec: pass --quant SPEC (e.g. int4) "
             "or a fixed margin=VALUE"
         )
-    if config.method == "quail" and config.margin is None:
-        raise QuailError("method 'quail' needs a fixed logit margin: set margin=VALUE (e.g. 1)")
+    if config.method == "quail_flips" and config.margin is None:
+        raise QuailError(
+            "method 'quail_flips' needs a fixed logit margin: set margin=VALUE (e.g. 1)"
+        )
     if config.lora_r and (method.ste or method.sure or update_rule(config) != "adamw"):
         raise QuailError(
             f"lora_r > 0 cannot be combined with method '{config.method}': quantization and "

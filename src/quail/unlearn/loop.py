@@ -33,6 +33,7 @@ from quail.unlearn.flips import GridMover
 from quail.unlearn.forward import forward, quantized_weights, ste_weights
 from quail.unlearn.losses import nll
 from quail.unlearn.methods import METHODS, Step
+from quail.unlearn.projection import project
 from quail.unlearn.reference import (
     LiveReference,
     Margins,
@@ -116,19 +117,39 @@ def train(
 
     # 2. The optimizer steps.
     model.train()
-    if rule != "adamw":  # only the weights on the grid move, in units of their grid's step
+    if rule in (
+        "bucket",
+        "flip",
+    ):  # only the weights on the grid move, in units of their grid's step
         on_grid = {id(m.weight) for _, m, _ in quantized_modules(model, spec)}
         for p in model.parameters():
             p.requires_grad_(id(p) in on_grid)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
-        params, lr=config.lr, weight_decay=0.0 if mask or rule != "adamw" else config.weight_decay
+        params,
+        lr=config.lr,
+        weight_decay=0.0 if mask or rule in ("bucket", "flip") else config.weight_decay,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     row_mask = RowMask(model, mask, config.weight_decay) if mask else None
     model, optimizer = accelerator.prepare(model, optimizer)
     quantized = quantized_weights(model, accelerator.unwrap_model(model), spec) if spec else {}
-    mover = GridMover(model, quantized, FLIP_MOMENTUM) if rule != "adamw" else None
+    mover = GridMover(model, quantized, FLIP_MOMENTUM) if rule in ("bucket", "flip") else None
+    linears = {}  # update=project rounds these onto their original weights' grids
+    if rule == "project":
+        for name, module, part in quantized_modules(accelerator.unwrap_model(model), spec):
+            if isinstance(module, nn.Linear):
+                linears[name] = (module.weight.detach().clone(), part)
+
+    def shipped(m: nn.Module) -> nn.Module:
+        """What the run hands over (and measures): update=bucket rounds the latent weights onto
+        the first format's grid; update=project rounds them with error feedback (projection.py)."""
+        if rule == "bucket":
+            return quantize_model(m, spec)
+        if rule == "project":
+            return project(m, linears, forget_enc + (retain_enc or []), pad_id)
+        return m
+
     flips = FIRST_FLIPS if rule == "flip" else 0
     most_flips = max(1, round(MAX_FLIPS * mover.size)) if rule == "flip" else 0
     target = None
@@ -275,7 +296,7 @@ def train(
             )
             done = step + 1 == config.steps
             if outcome is not None and ((step + 1) % config.check_every == 0 or done):
-                scores = target.measure(_shipped(accelerator.unwrap_model(model), rule, spec))
+                scores = target.measure(shipped(accelerator.unwrap_model(model)))
                 outcome.checks.append({"step": step + 1, "scores": scores})
                 curves[-1]["check"] = scores
                 if target.floor_broken(scores, outcome.original):
@@ -327,8 +348,7 @@ def train(
     if config.lora_r:
         model = model.merge_and_unload()
     model.eval()
-    if rule == "bucket":
-        model = _shipped(model, rule, spec)
+    model = shipped(model)
     for p in model.parameters():
         p.requires_grad_(True)
     wall = spent + time.perf_counter() - started
@@ -350,12 +370,6 @@ def _interrupt(accelerator) -> int:
     if accelerator.num_processes > 1:
         signum = accelerator.reduce(signum.to(accelerator.device), "max").cpu()
     return int(signum)
-
-
-def _shipped(model: nn.Module, rule: str, spec) -> nn.Module:
-    """What the run hands over: with update=bucket the latent weights rounded onto the first
-    format's grid (the sub-bucket remainder is what rounding erases anyway), else the model."""
-    return quantize_model(model, spec) if rule == "bucket" else model
 
 
 def _snapshot(params: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -147,6 +147,7 @@ class Method:
     update: str = "adamw"  # what update=auto means: adamw, bucket or flip (flips.py)
     measured: bool = False  # always checks forgetting in the listed formats and stops on it
     answers: bool = False  # forgets only the answers (examples with a prompt) where there are any
+    defaults: tuple[tuple[str, object], ...] = ()  # settings this method starts from, unless set
 
 
 METHODS: dict[str, Method] = {
@@ -156,7 +157,16 @@ METHODS: dict[str, Method] = {
     "npo": Method(npo, npo=True),
     "npo_gdr": Method(npo_gdr, retain=True, npo=True),
     "npo_klr": Method(npo_klr, retain=True, npo=True, klr=True),
-    "quail": Method(quail, retain=True, ste=True, update="flip", measured=True, answers=True),
+    # GA+GDR's updates, shipped by error-feedback rounding onto the first format's grid, stopped
+    # on forgetting measured in every format (docs/METHODS.md, "Error-feedback rounding")
+    "quail": Method(
+        ga_gdr,
+        retain=True,
+        update="project",
+        measured=True,
+        defaults=(("lr", 3e-5), ("steps", 1000), ("check_every", 10)),
+    ),
+    "quail_flips": Method(quail, retain=True, ste=True, update="flip", measured=True, answers=True),
     "quail_hinge": Method(quail_hinge, retain=True, hinge=True),
     "quail_npo": Method(quail_npo, retain=True, npo=True, hinge=True),
     "sure_ga_gdr": Method(ga_gdr, retain=True, sure=True),

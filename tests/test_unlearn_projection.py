@@ -1,0 +1,99 @@
+"""quail's default: error-feedback rounding onto the shipped grid (update=project), on random
+layers and on a tiny Llama whose weights sit on that grid."""
+
+import copy
+
+import pytest
+import torch
+
+import unlearn_tiny as tiny
+from quail.quant import fake_quantize, parse_spec, quantize_model, quantize_tensor
+from quail.unlearn import unlearn
+from quail.unlearn.projection import round_with_feedback
+from test_unlearn_flips import GRID, snapped
+
+
+def layer(spec: str, seed: int = 0):
+    """A weight on `spec`'s grid; the same weight after a structured change of 0.4 of a step
+    (sign pattern of rank one, under the half step nearest rounding erases; a group's extremes,
+    which set its scale, stay); and inputs of low effective rank, as a layer's activations are."""
+    torch.manual_seed(seed)
+    part = parse_spec(spec).linear
+    original = fake_quantize(torch.randn(16, 64), part)
+    step = quantize_tensor(original, part).step()
+    groups = original.reshape(-1, part.group_size or original.shape[1])
+    ends = (groups == groups.amax(1, keepdim=True)) | (groups == groups.amin(1, keepdim=True))
+    if part.symmetric:
+        ends = groups.abs() == groups.abs().amax(1, keepdim=True)
+    change = 0.4 * step * torch.sign(torch.randn(16, 1) @ torch.randn(1, 64))
+    moved = original + torch.where(ends.reshape(original.shape), 0.0, change)
+    x = torch.randn(512, 3) @ torch.randn(3, 64) + 0.05 * torch.randn(512, 64)
+    return part, original, moved, x
+
+
+@pytest.mark.parametrize("spec", ["rtn-int4-g16", "rtn-int4-g16-asym", "rtn-int3-channel"])
+def test_the_result_is_on_the_original_grid_and_quantizing_it_changes_nothing(spec):
+    part, original, moved, x = layer(spec)
+    rounded = round_with_feedback(moved, original, part, (x.T @ x).double())
+    grid, again = quantize_tensor(original, part), quantize_tensor(rounded, part)
+    assert torch.equal(grid.scale, again.scale)
+    assert grid.zero is None or torch.equal(grid.zero, again.zero)
+    assert torch.allclose(again.dequantize(), rounded, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("spec", ["rtn-int4-g16", "rtn-int4-g16-asym", "rtn-int3-channel"])
+def test_feedback_keeps_what_nearest_rounding_erases(spec, seed):
+    """Nearest rounding of the change gives (nearly) the original back, and the layer's change
+    is lost; error feedback reproduces the changed layer's outputs at least twice as closely."""
+    part, original, moved, x = layer(spec, seed)
+    nearest = fake_quantize(moved, part)
+    rounded = round_with_feedback(moved, original, part, (x.T @ x).double())
+
+    def error(w):
+        return (x @ (moved - w).T).norm()
+
+    assert error(nearest) > 0.9 * error(original)  # nearest rounding lost the change
+    assert error(rounded) < 0.5 * error(nearest)
+
+
+def test_project_keeps_the_forgetting_in_the_shipped_format_where_adamw_gives_it_back():
+    """The same GA+GDR steps on a model whose weights sit on the grid, measured by the forget
+    answers' loss: shipped as is (update=adamw; the user's quantizer rounds to nearest), the
+    grid model gives most of the forgetting back; shipped by error feedback (update=project) it
+    keeps it. A test that fails if the mechanism is switched off."""
+    original = snapped()
+    forget, retain = tiny.split()
+    spec = parse_spec(GRID)
+    settings = {"quant": GRID, "steps": 20, "lr": 3e-4, "batch_size": 4, "progress": False}
+    runs = {
+        update: unlearn(
+            copy.deepcopy(original),
+            forget,
+            retain,
+            settings | {"method": "ga_gdr", "update": update},
+            tokenizer=tiny.tokenizer(),
+        ).model
+        for update in ("adamw", "project")
+    }
+    before = tiny.mean_nll(quantize_model(original, spec), forget)
+    forgot = tiny.mean_nll(runs["adamw"], forget)
+    assert forgot > 100 * before  # GA+GDR forgot at full precision...
+    assert tiny.mean_nll(quantize_model(runs["adamw"], spec), forget) < 0.2 * forgot  # ...not here
+    shipped = runs["project"]
+    assert tiny.mean_nll(quantize_model(shipped, spec), forget) > 0.8 * forgot
+    assert tiny.mean_nll(quantize_model(shipped, spec), retain) < 0.1
+    quantized = quantize_model(shipped, spec)
+    for (name, a), (_, b) in zip(
+        shipped.named_parameters(), quantized.named_parameters(), strict=True
+    ):
+        assert torch.allclose(a, b, atol=1e-6), name  # what the user quantizes is what shipped
+
+
+def test_quail_starts_from_its_own_settings_unless_told_otherwise():
+    from quail.unlearn import make_config
+
+    config = make_config({"method": "quail", "quant": "int4"})
+    assert (config.update, config.lr, config.steps, config.check_every) == ("auto", 3e-5, 1000, 10)
+    assert make_config({"method": "quail", "quant": "int4", "lr": 1e-4}).lr == 1e-4
+    assert make_config({"method": "ga_gdr"}).lr == 1e-5  # other methods keep the global default
