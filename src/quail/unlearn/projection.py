@@ -59,8 +59,10 @@ def round_with_feedback(
     column, each column's rounding error carried into the later ones; extremes stay."""
     grid = quantize_tensor(original, spec)
     groups, pad = to_groups(original, spec)
-    scale = from_groups(grid.scale.expand_as(groups), weight.shape, pad).double()
-    zero = 0 if grid.zero is None else from_groups(grid.zero.expand_as(groups), weight.shape, pad)
+    scale = from_groups(grid.scale.expand_as(groups), weight.shape, pad)  # float32, as stored
+    zero = (
+        None if grid.zero is None else from_groups(grid.zero.expand_as(groups), weight.shape, pad)
+    )
     if spec.symmetric:
         extreme = groups.abs() == groups.abs().amax(1, keepdim=True)
     else:
@@ -76,11 +78,11 @@ def round_with_feedback(
     )
     w, out = weight.double().clone(), torch.empty_like(weight)
     for i in range(w.shape[1]):
-        shift = zero if isinstance(zero, int) else zero[:, i].double()
-        codes = torch.round((w[:, i] - shift) / scale[:, i]).clamp(low, high)
-        q = torch.where(extreme[:, i], original[:, i].double(), codes * scale[:, i] + shift)
-        out[:, i] = q.to(out.dtype)
-        error = (w[:, i] - q) / inverse[i, i]
+        shift = 0.0 if zero is None else zero[:, i].double()
+        codes = torch.round((w[:, i] - shift) / scale[:, i].double()).clamp(low, high).float()
+        value = codes * scale[:, i] if zero is None else codes * scale[:, i] + zero[:, i]
+        out[:, i] = torch.where(extreme[:, i], original[:, i], value)  # rtn_values' arithmetic
+        error = (w[:, i] - out[:, i].double()) / inverse[i, i]
         w[:, i + 1 :] -= error[:, None] * inverse[i, i + 1 :][None, :]
     return out
 

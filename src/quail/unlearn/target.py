@@ -11,6 +11,7 @@ breaks it goes back to the last check that kept the floor and stops there.
 import random
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
 from quail.data.examples import Example
@@ -77,13 +78,16 @@ class ForgetTarget:
     def measure(self, model: nn.Module) -> dict[str, dict[str, float]]:
         training = model.training
         model.eval()
-        scores = {}
+        scores, answered = {}, []  # (model, its scores) of each distinct model answered
         for name in self.formats:
             spec = parse_spec(name)
             quantized = model if spec.is_fp else quantize_model(model, spec).eval()
-            result = knowledge_sets(quantized, self.tokenizer, self.sets)
-            scores[name] = {k: result[k]["rouge_l"] if k in result else 0.0 for k in self.sets}
-            del quantized
+            same = next((s for m, s in answered if _same_weights(m, quantized)), None)
+            if same is None:  # a model already on this grid (update=project) is not re-asked
+                result = knowledge_sets(quantized, self.tokenizer, self.sets)
+                same = {k: result[k]["rouge_l"] if k in result else 0.0 for k in self.sets}
+                answered.append((quantized, same))
+            scores[name] = same
         model.train(training)
         return scores
 
@@ -92,3 +96,9 @@ class ForgetTarget:
 
     def floor_broken(self, scores: dict, original: dict) -> bool:
         return any(scores[f]["retain"] < self.floor * original[f]["retain"] for f in self.formats)
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    return a is b or all(
+        torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True)
+    )
