@@ -5,9 +5,11 @@ With `hinge_on=fp`, QUAIL's hinge reads the original's forget outputs from the c
 current logits from the forward pass GA already makes, so it should cost almost nothing:
 target quail_hinge / ga_gdr <= 1.05. `hinge_on=quant` adds a straight-through forward and
 backward through the fake-quantized model on the forget batch, so it costs more by design.
-quail (code flips) adds a forward pass to test its moves and the ranking of every grid weight;
-its checks (greedy answers in every listed format) come on top, every `check_every` steps:
-the "with checks" column is its whole wall time per step with a check at every step (the
+quail_flips (code flips) adds a forward pass to test its moves and the ranking of every grid
+weight; quail's step is GA+GDR's, and it rounds the model onto the grid by error feedback at
+each check. Their checks (greedy answers in every distinct format) come on top, every
+`check_every` steps: the "with checks" column is the whole wall time per step with a check at
+every step (the
 benchmark keeps the target and the floor from ending the run). Target: quail <= 3x ga_gdr.
 
     nice python benchmarks/step_overhead.py [--steps 12] [--rounds 3] [--threads 1]
@@ -43,7 +45,8 @@ RUNS = {
     },
     "quail_hinge (fp, target)": {"method": "quail_hinge", "quant": "int4", "hinge_on": "fp"},
     "quail_hinge (quant, target)": {"method": "quail_hinge", "quant": "int4"},
-    "quail (flips, int4,nf4)": {"method": "quail", "quant": "int4,nf4"},
+    "quail_flips (int4,nf4)": {"method": "quail_flips", "quant": "int4,nf4", "check_every": 1},
+    "quail (error feedback, int4,nf4)": {"method": "quail", "quant": "int4,nf4", "check_every": 1},
 }
 
 
