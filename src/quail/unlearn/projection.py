@@ -28,13 +28,16 @@ DAMPING = 0.01  # added to XᵀX's diagonal, as a share of its mean (GPTQ's defa
 def gram_matrices(model: nn.Module, names: list[str], encoded: list[Encoded], pad_id: int):
     """{layer name: XᵀX} of each named linear layer's inputs over the examples' tokens."""
     grams, modules, hooks = {}, dict(model.named_modules()), []
-    mask = None
+    mask, products = None, {}  # this batch's XᵀX by input tensor: q, k, v (gate, up) share one
     device = next(model.parameters()).device
 
     def record(name):
         def hook(module, args, output):
-            x = args[0][mask].double()
-            grams[name] = grams.get(name, 0) + x.T @ x
+            inputs = args[0]
+            if id(inputs) not in products:  # the entry holds the tensor: its id stays its own
+                x = inputs[mask].double()
+                products[id(inputs)] = (inputs, x.T @ x)
+            grams[name] = grams.get(name, 0) + products[id(inputs)][1]
 
         return hook
 
@@ -45,6 +48,7 @@ def gram_matrices(model: nn.Module, names: list[str], encoded: list[Encoded], pa
             batch = collate(encoded, list(range(start, min(start + 16, len(encoded)))), pad_id)
             mask = batch.attention_mask.to(device).bool()
             model(input_ids=batch.input_ids.to(device), attention_mask=mask.long())
+            products.clear()
     finally:
         for hook in hooks:
             hook.remove()
