@@ -416,6 +416,12 @@ CASES = [
     Case("unlearn-not-key-value", [*UNLEARN, "steps"], "key=value"),
     Case("unlearn-quail-without-formats", [*UNLEARN, "--method", "quail", "--quant", ""], "quant"),
     Case("unlearn-unknown-task", [*UNLEARN, "--task", "poems"], "unknown task"),
+    Case(
+        "unlearn-config-garbage",
+        [*UNLEARN, "--model", "{case}/m"],
+        "config.json is not valid JSON",
+        config_json("{{"),
+    ),
     Case("unlearn-config-missing", [*UNLEARN, "--config", "{case}/none.yaml"], "none.yaml"),
     Case(
         "unlearn-config-not-yaml",

@@ -66,8 +66,15 @@ def _one_line(error: BaseException) -> tuple[str, int]:
     return f"{error.strerror or error}{where}: {fix}", 1
 
 
-FORGET_HELP = "Your forget set: JSONL, JSON, CSV or Parquet (docs/DATA.md), instead of --data."
-RETAIN_HELP = "Your retain set, in the same shapes (with --forget)."
+DataFolder = Annotated[Path | None, typer.Option("--data", help="Data folder (quail data build).")]
+ForgetFile = Annotated[
+    Path | None,
+    typer.Option(help="Your forget set: JSONL, JSON, CSV or Parquet (docs/DATA.md), not --data."),
+]
+RetainFile = Annotated[Path | None, typer.Option(help="Your retain set (with --forget).")]
+QuestionFormat = Annotated[
+    str, typer.Option(help="How question,answer records are asked: auto, plain, few-shot, chat.")
+]
 
 
 def _check_sources(data: Path | None, forget: Path | None, retain: Path | None, task: str):
@@ -78,9 +85,6 @@ def _check_sources(data: Path | None, forget: Path | None, retain: Path | None, 
         raise QuailError("--retain goes with --forget: give both, or --data DIR")
     if forget is not None and task != "knowledge":
         raise QuailError("--forget files hold knowledge probes and passages: drop --task")
-
-
-FORMAT_HELP = "How question,answer records are asked: auto, plain, few-shot or chat."
 
 
 def _asked(form: str, model, tokenizer, retain: Path | None):
@@ -214,12 +218,10 @@ def analyze(
 @fail_cleanly
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="Hugging Face model folder (safetensors).")],
-    data: Annotated[
-        Path | None, typer.Option("--data", help="Data folder (quail data build).")
-    ] = None,
-    forget: Annotated[Path | None, typer.Option(help=FORGET_HELP)] = None,
-    retain: Annotated[Path | None, typer.Option(help=RETAIN_HELP)] = None,
-    question_format: Annotated[str, typer.Option(help=FORMAT_HELP)] = "auto",
+    data: DataFolder = None,
+    forget: ForgetFile = None,
+    retain: RetainFile = None,
+    question_format: QuestionFormat = "auto",
     quant: Annotated[str, typer.Option("--quant", help="Comma-separated specs.")] = "fp,int8,int4",
     task: Annotated[str, typer.Option(help="knowledge (QA, passages) or claims.")] = "knowledge",
     limit: Annotated[int | None, typer.Option(help="At most this many probes per set.")] = None,
@@ -272,12 +274,10 @@ def evaluate(
 def unlearn_command(
     model: Annotated[Path, typer.Option("--model", help="The original model folder.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write the unlearned model to.")],
-    data: Annotated[
-        Path | None, typer.Option("--data", help="Data folder (quail data build).")
-    ] = None,
-    forget: Annotated[Path | None, typer.Option(help=FORGET_HELP)] = None,
-    retain: Annotated[Path | None, typer.Option(help=RETAIN_HELP)] = None,
-    question_format: Annotated[str, typer.Option(help=FORMAT_HELP)] = "auto",
+    data: DataFolder = None,
+    forget: ForgetFile = None,
+    retain: RetainFile = None,
+    question_format: QuestionFormat = "auto",
     method: Annotated[
         str | None, typer.Option("--method", help="ga, ga_gdr, npo_gdr, quail, ... (see docs).")
     ] = None,

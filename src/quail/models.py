@@ -103,6 +103,7 @@ def check_vocabulary(model, tokenizer, label: str) -> None:
 
 def load_tokenizer(path: str | os.PathLike, trust_remote_code: bool = False):
     path = check_model_dir(path)
+    _check_config(path)  # a broken config.json is named as such, not as a missing tokenizer
     try:
         return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
