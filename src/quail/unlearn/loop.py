@@ -6,9 +6,10 @@
    in a seeded order that depends on the step only, so `--resume` replays the same batches.
 3. A step whose loss is NaN/inf or above `divergence_threshold` is never applied: the run stops
    with a message naming the last good checkpoint.
-4. How a step moves the weights is the update rule: AdamW, AdamW in bucket units, or code flips
-   (flips.py). A measured run (target.py) checks its forgetting in every listed format every
-   `check_every` steps and stops on it.
+4. How a step moves the weights is the update rule: AdamW, AdamW in bucket units, code flips
+   (flips.py), or AdamW with the model shipped by error-feedback rounding onto the first
+   format's grid (projection.py). A measured run (target.py) checks its forgetting in every
+   listed format every `check_every` steps, on the model it would ship, and stops on it.
 """
 
 import math

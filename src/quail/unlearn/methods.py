@@ -113,10 +113,10 @@ def npo_klr(s: Step):
     return npo(s) | klr(s)
 
 
-def quail(s: Step):
+def margin(s: Step):
     """The answer tokens lose the argmax by a margin in the quantized model, while the quantized
     model keeps the retain answers (both through straight-through weights on the first format).
-    With code flips and measured stopping (its registry entry) this is quail's default."""
+    With code flips and measured stopping this is `quail_flips`."""
     out = s.forget
     forget = losses.margin_loss(out.logits, out.targets, s.config.margin)
     return {"forget": forget} | gdr(s)
@@ -166,7 +166,9 @@ METHODS: dict[str, Method] = {
         measured=True,
         defaults=(("lr", 3e-5), ("steps", 1000), ("check_every", 10)),
     ),
-    "quail_flips": Method(quail, retain=True, ste=True, update="flip", measured=True, answers=True),
+    "quail_flips": Method(
+        margin, retain=True, ste=True, update="flip", measured=True, answers=True
+    ),
     "quail_hinge": Method(quail_hinge, retain=True, hinge=True),
     "quail_npo": Method(quail_npo, retain=True, npo=True, hinge=True),
     "sure_ga_gdr": Method(ga_gdr, retain=True, sure=True),
