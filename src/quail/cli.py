@@ -106,7 +106,8 @@ def _asked(form: str, model, tokenizer, retain: Path | None):
             err_console.print(
                 f"warning: the model answers its own retain questions at {scores[form]:.0f} of "
                 "100 at best: KnowMem will measure the prompt more than the knowledge; write "
-                "prompt,completion records in the prompt the model was trained with"
+                "prompt,completion records in the prompt the model was trained with",
+                soft_wrap=True,
             )
     return prompts_for("plain" if form == "auto" else form, retain, tokenizer)
 
@@ -232,6 +233,7 @@ def evaluate(
     from rich.table import Table
 
     from quail.data import verify_data_folder
+    from quail.data.files import load_file_sets
     from quail.evaluate import evaluate as evaluate_under
     from quail.evaluate import load_eval_data, load_file_eval_data
     from quail.io import atomic_write_json, check_output_file
@@ -251,7 +253,10 @@ def evaluate(
     if forget is None and verify:
         verify_data_folder(data)
     eval_data = None if forget else load_eval_data(data, task, limit)
-    model, tokenizer = load_model(model_dir, dtype="float32"), load_tokenizer(model_dir)
+    tokenizer = load_tokenizer(model_dir)
+    if forget is not None:
+        load_file_sets(forget, retain, tokenizer)  # the files' own checks, before any model work
+    model = load_model(model_dir, dtype="float32")
     check_finite(model, f"model {model_dir}")  # named by its folder, before any work
     if forget is not None:
         prompts = _asked(question_format, model, tokenizer, retain)
@@ -317,6 +322,7 @@ def unlearn_command(
     tokenizer = None  # unlearn loads the model's own, or takes the one loaded here
     if forget is not None:
         tokenizer = load_tokenizer(model)
+        load_file_sets(forget, retain, tokenizer)  # the files' own checks, before any model work
         if question_format == "auto" and retain is not None:  # the model answers, then trains
             model = load_model(model, dtype=torch.float32)
         prompts = _asked(question_format, model, tokenizer, retain)
