@@ -33,11 +33,10 @@ def fail_cleanly(command):
         try:
             return command(*args, **kwargs)
         except (Exception, Interrupted) as error:
-            known = error if isinstance(error, (QuailError, Interrupted)) else None
-            known = known or (error if isinstance(error, MemoryError) else os_error(error))
-            if DEBUG or known is None:
+            shown = None if DEBUG else _one_line(error)
+            if shown is None:
                 raise  # asked for, or a bug: the traceback is what a report needs
-            message, code = _one_line(known)
+            message, code = shown
             err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(code) from None
 
@@ -47,13 +46,17 @@ def fail_cleanly(command):
 DEBUG = False  # --debug: show the traceback instead of the one line
 
 
-def _one_line(error: BaseException) -> tuple[str, int]:
+def _one_line(error: BaseException) -> tuple[str, int] | None:
+    """(message, exit code) of what stops a run; None for an error quail does not know."""
     if isinstance(error, QuailError):
         return str(error), 2
     if isinstance(error, Interrupted):
         return str(error), error.exit_code
     if isinstance(error, MemoryError):
         return "out of memory: use a smaller batch_size, eval_limit or model", 1
+    error = os_error(error)
+    if error is None:
+        return None
     where = f" ({error.filename})" if error.filename else ""
     fix = {
         errno.ENOSPC: "free some space, then rerun (finished work is kept)",

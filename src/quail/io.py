@@ -18,12 +18,17 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
     path = Path(path)
     if path.is_symlink():
         raise QuailError(f"output path {path} is a link: pass the folder it points to instead")
-    if path.exists() and not path.is_dir():
-        raise QuailError(f"output path {path} is a file: pass a folder path for --out")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise QuailError(f"output folder {path} is not empty: choose another --out or --overwrite")
-    check_writable_place(path, "--out")
+    _check_folder_place(path)
     return path
+
+
+def _check_folder_place(path: Path) -> None:
+    """An output folder's path: not a file, in a place that can be written."""
+    if path.exists() and not path.is_dir():
+        raise QuailError(f"output path {path} is a file: pass a folder path for --out")
+    check_writable_place(path, "--out")
 
 
 def check_output_file(path: str | os.PathLike, option: str) -> Path:
@@ -54,9 +59,7 @@ def claimed(path: str | os.PathLike):
     if os.environ.get("RANK", "0") != "0":
         yield path
         return
-    if path.exists() and not path.is_dir():
-        raise QuailError(f"output path {path} is a file: pass a folder path for --out")
-    check_writable_place(path, "--out")
+    _check_folder_place(path)
     lock = path.with_name(f".{path.name}.lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     mine = lock.with_name(f"{lock.name}.{os.getpid()}")

@@ -4,13 +4,12 @@ The folder is written in a temporary sibling and renamed into place, so a crash 
 half-written data set, and the bytes depend on the seed and size alone.
 """
 
-import hashlib
 import json
 from pathlib import Path
 
 from quail.data import claims, render, world
 from quail.data.jsonl import write_jsonl
-from quail.data.load import SCHEMA_VERSION
+from quail.data.load import SCHEMA_VERSION, file_sha256
 from quail.errors import QuailError
 from quail.io import atomic_dir
 
@@ -61,10 +60,6 @@ def _records(seed: int, size: str, forget_frac: float, holdout_frac: float) -> d
     }
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def build_dataset(
     out_dir: str | Path,
     seed: int = 0,
@@ -104,7 +99,7 @@ def write_data_folder(out_dir, records: dict[str, list[dict]], manifest: dict) -
             "schema_version": SCHEMA_VERSION,
             **manifest,
             "counts": {name.removesuffix(".jsonl"): len(r) for name, r in records.items()},
-            "sha256": {name: _sha256(tmp / name) for name in records},
+            "sha256": {name: file_sha256(tmp / name) for name in records},
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
     return Path(out_dir)

@@ -46,6 +46,10 @@ def load_manifest(data_dir: str | Path) -> dict:
     return manifest
 
 
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def verify_data_folder(data_dir: str | Path) -> None:
     """Check a folder against its manifest, if it has one: the schema this quail reads, and each
     listed file's sha256 (a file edited, truncated or swapped since it was written). The CLI's
@@ -69,7 +73,7 @@ def verify_data_folder(data_dir: str | Path) -> None:
         path = data_dir / name
         if not path.is_file():
             raise QuailError(f"{path}: listed in the manifest but missing; restore the file")
-        if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+        if file_sha256(path) != expected:
             raise QuailError(
                 f"{path} changed since its manifest was written (sha256 differs): rebuild the "
                 "folder, or pass --no-verify if you edited it on purpose"

@@ -15,6 +15,15 @@ def code_range(bits: int, symmetric: bool) -> tuple[int, int]:
     return 0, 2**bits - 1
 
 
+def group_extremes(groups: torch.Tensor, symmetric: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(low, high) per group: the values that set its scale (and zero). A weight at either
+    end moves the grid with it; one strictly inside does not."""
+    if symmetric:
+        high = groups.abs().amax(dim=1, keepdim=True)
+        return -high, high
+    return groups.amin(dim=1, keepdim=True), groups.amax(dim=1, keepdim=True)
+
+
 def rtn_scales(groups: torch.Tensor, bits: int, symmetric: bool):
     """Per-group step Δ and zero (None when symmetric). An all-zero group gets Δ = 1."""
     if symmetric:

@@ -12,7 +12,6 @@ batch across them) and the main process does the rest: the others wait, then fin
 and read them, as a resumed run would.
 """
 
-import hashlib
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -22,6 +21,7 @@ import yaml
 from accelerate import PartialState
 from accelerate.utils import parse_flag_from_env
 
+from quail.data.load import file_sha256
 from quail.environment import environment
 from quail.errors import QuailError
 from quail.io import atomic_write_json
@@ -222,7 +222,7 @@ def _same_data(config: StudyConfig, data_dir: Path | None, out: Path) -> None:
     record = out / "data.sha256.json"
     files = [Path(f) for f in (config.forget, config.retain) if f] if config.forget else [
         p for p in sorted(data_dir.iterdir()) if p.is_file()]  # fmt: skip
-    now = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    now = {p.name: file_sha256(p) for p in files}
     if not record.is_file():
         atomic_write_json(record, now)
         return

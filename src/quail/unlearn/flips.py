@@ -24,6 +24,7 @@ from torch import nn
 
 from quail.quant import QuantSpec, quantize_tensor
 from quail.quant.grouping import from_groups, to_groups
+from quail.quant.rtn import group_extremes
 
 
 @dataclass
@@ -49,11 +50,7 @@ class GridMover:
             p = params[name]
             groups, pad = to_groups(p, spec)
             q = quantize_tensor(p.detach(), spec)
-            if spec.symmetric:
-                high = groups.abs().amax(dim=1, keepdim=True)
-                low = -high
-            else:
-                low, high = groups.amin(dim=1, keepdim=True), groups.amax(dim=1, keepdim=True)
+            low, high = group_extremes(groups, spec.symmetric)
             step = q.scale.expand_as(groups)
             self.tensors.append(
                 (p, spec, pad, from_groups(step, p.shape, pad).to(p.device), low, high)

@@ -118,10 +118,8 @@ def train(
 
     # 2. The optimizer steps.
     model.train()
-    if rule in (
-        "bucket",
-        "flip",
-    ):  # only the weights on the grid move, in units of their grid's step
+    in_buckets = rule in ("bucket", "flip")  # only the weights on the grid move, in its steps
+    if in_buckets:
         on_grid = {id(m.weight) for _, m, _ in quantized_modules(model, spec)}
         for p in model.parameters():
             p.requires_grad_(id(p) in on_grid)
@@ -129,13 +127,13 @@ def train(
     optimizer = torch.optim.AdamW(
         params,
         lr=config.lr,
-        weight_decay=0.0 if mask or rule in ("bucket", "flip") else config.weight_decay,
+        weight_decay=0.0 if mask or in_buckets else config.weight_decay,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     row_mask = RowMask(model, mask, config.weight_decay) if mask else None
     model, optimizer = accelerator.prepare(model, optimizer)
     quantized = quantized_weights(model, accelerator.unwrap_model(model), spec) if spec else {}
-    mover = GridMover(model, quantized, FLIP_MOMENTUM) if rule in ("bucket", "flip") else None
+    mover = GridMover(model, quantized, FLIP_MOMENTUM) if in_buckets else None
     linears = {}  # update=project rounds these onto their original weights' grids
     if rule == "project":
         for name, module, part in quantized_modules(accelerator.unwrap_model(model), spec):

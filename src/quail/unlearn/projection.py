@@ -19,7 +19,7 @@ from torch import nn
 from quail.data.batches import Encoded, collate
 from quail.quant import QuantSpec, quantize_tensor
 from quail.quant.grouping import from_groups, to_groups
-from quail.quant.rtn import code_range
+from quail.quant.rtn import code_range, group_extremes
 
 DAMPING = 0.01  # added to XᵀX's diagonal, as a share of its mean (GPTQ's default)
 
@@ -67,15 +67,10 @@ def round_with_feedback(
     zero = (
         None if grid.zero is None else from_groups(grid.zero.expand_as(groups), weight.shape, pad)
     )
-    if spec.symmetric:
-        extreme = groups.abs() == groups.abs().amax(1, keepdim=True)
-    else:
-        extreme = (groups == groups.amax(1, keepdim=True)) | (
-            groups == groups.amin(1, keepdim=True)
-        )
-    extreme = extreme.reshape(weight.shape)
-    low, high = code_range(spec.bits, spec.symmetric)
-    low = -high if spec.symmetric else low  # -2^(b-1)·Δ would be past the group's absmax
+    low, high = group_extremes(groups, spec.symmetric)
+    extreme = from_groups((groups <= low) | (groups >= high), weight.shape, pad)
+    lowest, highest = code_range(spec.bits, spec.symmetric)
+    lowest = -highest if spec.symmetric else lowest  # -2^(b-1)·Δ would be past the absmax
     damped = gram + DAMPING * gram.diag().mean() * torch.eye(len(gram), dtype=gram.dtype)
     inverse = torch.linalg.cholesky(
         torch.cholesky_inverse(torch.linalg.cholesky(damped)), upper=True
@@ -83,7 +78,7 @@ def round_with_feedback(
     w, out = weight.double().clone(), torch.empty_like(weight)
     for i in range(w.shape[1]):
         shift = 0.0 if zero is None else zero[:, i].double()
-        codes = torch.round((w[:, i] - shift) / scale[:, i].double()).clamp(low, high).float()
+        codes = torch.round((w[:, i] - shift) / scale[:, i].double()).clamp(lowest, highest).float()
         value = codes * scale[:, i] if zero is None else codes * scale[:, i] + zero[:, i]
         out[:, i] = torch.where(extreme[:, i], original[:, i], value)  # rtn_values' arithmetic
         error = (w[:, i] - out[:, i].double()) / inverse[i, i]
