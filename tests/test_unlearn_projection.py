@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import unlearn_tiny as tiny
+from quail.data.batches import encode
 from quail.quant import fake_quantize, parse_spec, quantize_model, quantize_tensor
-from quail.unlearn import unlearn
+from quail.unlearn import projection, unlearn
 from quail.unlearn.projection import round_with_feedback
 from test_unlearn_flips import GRID, snapped
 
@@ -60,6 +61,30 @@ def test_feedback_keeps_what_nearest_rounding_erases(spec, seed):
     assert error(rounded) < 0.5 * error(nearest)
 
 
+@pytest.mark.parametrize("spec", ["rtn-int4-g16", "rtn-int4-g16-asym", "rtn-int3-tensor"])
+def test_layers_rounded_together_and_in_blocks_round_as_each_alone(spec, monkeypatch):
+    """Rounding several layers in one batch, and carrying errors a block of columns at a time,
+    are ways to go faster: the codes are those of one layer, one column at a time."""
+    layers = [layer(spec, seed) for seed in range(3)]
+    part = layers[0][0]
+    grams = [(x.T @ x).double() for *_, x in layers]
+    monkeypatch.setattr(projection, "BLOCK", 1)
+    alone = [
+        round_with_feedback(moved, original, part, gram)
+        for (_, original, moved, _), gram in zip(layers, grams, strict=True)
+    ]
+    monkeypatch.setattr(projection, "BLOCK", 24)  # 64 columns: two full blocks and a part
+    together = round_with_feedback(
+        torch.stack([m for _, _, m, _ in layers]),
+        torch.stack([o for _, o, _, _ in layers]),
+        part,
+        torch.stack(grams),
+    )
+    for one, batched in zip(alone, together, strict=True):
+        assert torch.allclose(one, batched, atol=1e-6)
+    assert not torch.equal(together[0], layers[0][1])  # something moved
+
+
 def test_project_keeps_the_forgetting_in_the_shipped_format_where_adamw_gives_it_back():
     """The same GA+GDR steps on a model whose weights sit on the grid, measured by the forget
     answers' loss: shipped as is (update=adamw; the user's quantizer rounds to nearest), the
@@ -100,3 +125,33 @@ def test_quail_starts_from_its_own_settings_unless_told_otherwise():
     assert (config.update, config.lr, config.steps, config.check_every) == ("auto", 3e-5, 1000, 10)
     assert make_config({"method": "quail", "quant": "int4", "lr": 1e-4}).lr == 1e-4
     assert make_config({"method": "ga_gdr"}).lr == 1e-5  # other methods keep the global default
+
+
+@pytest.mark.parametrize("spec", ["rtn-int4-tensor", "rtn-int4-g16-asym"])
+def test_layers_that_share_an_input_keep_their_own_grids(spec):
+    """q, k and v share one Gram matrix and are rounded as one matrix, but each keeps its own
+    scale: quantizing the shipped model again changes nothing, per tensor included."""
+    from quail.quant import quantized_modules
+    from quail.unlearn.projection import project
+
+    original = snapped(spec)
+    forget, _ = tiny.split()
+    linears = {
+        name: (module.weight.detach().clone(), part)
+        for name, module, part in quantized_modules(original, parse_spec(spec))
+        if isinstance(module, torch.nn.Linear)
+    }
+    moved = copy.deepcopy(original)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, module in moved.named_modules():
+            if name in linears:
+                module.weight.add_(1e-3 * torch.randn_like(module.weight))
+    tok = tiny.tokenizer()
+    shipped = project(moved, linears, encode(forget, tok, 32, "forget"), tok.pad_token_id)
+    again = quantize_model(shipped, parse_spec(spec))
+    changed = 0
+    for (name, a), (_, b) in zip(shipped.named_parameters(), again.named_parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6), name
+        changed += int(not torch.equal(a, dict(original.named_parameters())[name]))
+    assert changed > 0
