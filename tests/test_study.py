@@ -218,6 +218,30 @@ def test_dotted_overrides_set_one_entry_of_a_mapping():
     assert config.eval_limit == 7 and config.specs == ["fp", "rtn-int8-channel-sym"]
 
 
+def test_quail_keeps_its_own_settings_over_the_baselines_shared_budget():
+    """A study's shared `unlearn` sizes the baselines; quail starts from its own lr, steps and
+    check frequency whatever the study says, and only its own overrides change them."""
+    from quail.study.config import unlearn_settings
+    from quail.unlearn import make_config
+
+    config = study_config(
+        {
+            "methods": [
+                "ga_gdr",
+                "quail",
+                {"name": "quail_fast", "method": "quail", "overrides": {"lr": 1e-4}},
+            ],
+            "unlearn": {"lr": 1e-5, "steps": 10, "batch_size": 4},
+            "analysis_specs": ["int4"],
+        }
+    )
+    made = {run.name: make_config(unlearn_settings(config, run)) for run in config.methods}
+    assert (made["ga_gdr"].lr, made["ga_gdr"].steps) == (1e-5, 10)
+    quail = made["quail"]
+    assert (quail.lr, quail.steps, quail.check_every, quail.batch_size) == (3e-5, 1000, 10, 4)
+    assert (made["quail_fast"].lr, made["quail_fast"].steps) == (1e-4, 1000)
+
+
 @pytest.mark.parametrize(
     "values, problem",
     [

@@ -21,6 +21,7 @@ import yaml
 from quail.errors import QuailError
 from quail.evaluate.suite import FORGET_METRICS
 from quail.quant import parse_spec
+from quail.unlearn.methods import METHODS
 
 
 @dataclass
@@ -193,9 +194,13 @@ def _check_files(config: StudyConfig) -> None:
 
 def unlearn_settings(config: StudyConfig, run: MethodRun) -> dict:
     """The unlearn settings of one method's run: the study's shared `unlearn`, then the run's
-    overrides. Unlearning aims at the first analysis spec's linear layers unless they name a
+    overrides. A method with settings of its own (quail's lr, steps, check frequency) keeps
+    them over the shared ones, which size the baselines' budgets: only its overrides change
+    them. Unlearning aims at the first analysis spec's linear layers unless they name a
     `quant` (aiming at an `+emb-` part as well changed nothing measurable: docs/METHODS.md)."""
     target = {}
     if config.analysis_specs:
         target = {"quant": parse_spec(config.analysis_specs[0]).linear.name}
-    return {**target, **config.unlearn, **run.overrides, "method": run.method}
+    own = dict(METHODS[run.method].defaults) if run.method in METHODS else {}
+    shared = {key: value for key, value in config.unlearn.items() if key not in own}
+    return {**target, **shared, **run.overrides, "method": run.method}
