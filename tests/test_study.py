@@ -24,8 +24,9 @@ data: {data}
 base: {base}
 specs: [fp, int4-g16+emb-int8]  # an +emb- spec: cells, plots and tables named by it
 eval_limit: 4
+trace_every: 1
 unlearn: {{steps: 2, lr: 1.0e-3, batch_size: 2, progress: false}}
-methods: [ga_gdr, {{name: quail-m1, method: quail, overrides: {{margin: 1.0}}}}]
+methods: [ga_gdr, {{name: quail-m1, method: quail, overrides: {{steps: 2, check_every: 1}}}}]
 """
 SPEC = "rtn-int4-g16-sym+emb-rtn-int8-channel-sym"
 
@@ -83,11 +84,16 @@ def test_every_file_is_written_with_the_documented_schema(study):
     assert 0 <= summary["bucket_overlap"] <= 1 and summary["bucket_overlap"] < 1.0
     layers = {layer["name"]: layer["spec"] for layer in method["analysis"][SPEC]["layers"]}
     assert layers["model.embed_tokens"] == layers["lm_head"] == "rtn-int8-channel-sym"
-    assert method["unlearn"]["config"]["margin"] == 1.0
+    assert method["unlearn"]["config"]["steps"] == 2  # its own overrides, not the shared ones
+    traced = results["methods"]["ga_gdr"]["unlearn"]
+    assert [check["step"] for check in traced["checks"]] == [0, 1, 2]  # trace_every: 1
+    assert set(traced["checks"][-1]["scores"]) == {"fp", "rtn-int4-g16-sym"}  # the grid it aims at
+    assert traced["config"]["lr"] == 1e-3 and method["unlearn"]["config"]["lr"] == 3e-5
     plots = sorted(p.name for p in (out / "plots").iterdir())
     assert plots == [
         f"change_histogram_{SPEC}.png",
         "forget_by_precision.png",
+        "frontier.png",
         f"layer_overlap_{SPEC}.png",
     ]
     table = (out / "results.md").read_text()
@@ -177,7 +183,7 @@ def test_report_is_self_contained(study):
     out, _ = study
     page = (out / "report.html").read_text()
     assert "http://" not in page and "https://" not in page
-    assert page.count("data:image/png;base64,") == 3
+    assert page.count("data:image/png;base64,") == 4
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
@@ -205,7 +211,7 @@ def test_report_opens_in_headless_chromium_with_every_image_loaded(study, tmp_pa
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout  # fmt: skip
     probe = json.loads(dom.split('<pre id="probe">', 1)[1].split("</pre>", 1)[0])
-    assert probe["images"] == [True, True, True]
+    assert probe["images"] == [True, True, True, True]
     assert probe["rows"] == 1 + 3 * 2  # header + (original, two methods) x two precisions
 
 

@@ -37,6 +37,8 @@ def write_report(results: dict, out_dir) -> dict[str, Path]:
     plot_dir = out_dir / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)
     images = [plots.forget_by_precision(results, plot_dir / "forget_by_precision.png")]
+    frontier = plots.frontier(results, plot_dir / "frontier.png")
+    images += [frontier] if frontier else []
     for spec in results["analysis_specs"]:
         slug = spec.replace("/", "_")
         images.append(plots.layer_overlap(results, spec, plot_dir / f"layer_overlap_{slug}.png"))

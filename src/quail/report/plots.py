@@ -7,6 +7,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from quail.quant import parse_spec  # noqa: E402
+
 
 def forget_by_precision(results: dict, path: Path) -> Path:
     """Grouped bars: the headline forget metric of each method at each precision."""
@@ -25,6 +27,39 @@ def forget_by_precision(results: dict, path: Path) -> Path:
     axes.set_ylabel(f"{metric} (lower = forgotten)")
     axes.set_title(f"Forgetting by method and precision ({metric})")
     axes.legend(title="precision", fontsize=8)
+    return _save(figure, path)
+
+
+def frontier(results: dict, path: Path) -> Path | None:
+    """Forgetting against utility along each run, one panel per format the runs checked:
+    a method that forgets more only by giving up more retain sits on the same curve, so
+    methods are compared at matched utility, not at one shared budget. None if no run
+    checked (quail always does; `trace_every` makes the others)."""
+    traces = {}  # format -> method -> [(retain, forget)] in step order
+    for name, method in results["methods"].items():
+        for check in method.get("unlearn", {}).get("checks", []):
+            for spec, score in check["scores"].items():
+                points = traces.setdefault(parse_spec(spec).name, {}).setdefault(name, [])
+                points.append((score["retain"], score["forget"]))
+    if not traces:
+        return None
+    formats = sorted(traces, key=lambda spec: spec != "fp")[:4]
+    figure, panels = plt.subplots(
+        1, len(formats), figsize=(4.2 * len(formats), 4.2), squeeze=False, layout="constrained"
+    )
+    for axes, spec in zip(panels[0], formats, strict=True):
+        for name, points in traces[spec].items():
+            retain, forget = zip(*points, strict=True)
+            axes.plot(retain, forget, marker=".", label=name)
+            axes.plot(retain[-1], forget[-1], marker="*", markersize=11, color="black")
+        axes.set_title(spec, fontsize=10)
+        axes.set_xlabel("retain score (higher = utility kept)")
+        axes.invert_xaxis()  # runs move right to left as they unlearn
+        axes.grid(alpha=0.3)
+    panels[0][0].set_ylabel("forget score (lower = forgotten)")
+    handles, labels = panels[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8)
+    figure.suptitle("Forgetting against utility along each run (★: where it stopped)")
     return _save(figure, path)
 
 
@@ -60,7 +95,8 @@ def change_histogram(results: dict, spec: str, path: Path) -> Path:
 
 
 def _save(figure, path: Path) -> Path:
-    figure.tight_layout()
+    if figure.get_layout_engine() is None:
+        figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path

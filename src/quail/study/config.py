@@ -46,6 +46,9 @@ class StudyConfig:
     analysis_specs: list[str] | None = None  # default: every quantized spec in `specs`
     headline_metric: str | None = None  # default: knowmem_forget, or acc_claims_forget
     eval_limit: int | None = 200  # probes per set (a seeded sample), to bound the run time
+    # every N steps, each method's forgetting and utility on the analysis grid, without stopping
+    # it: the report's frontier (forget in the shipped format against retain, budget by budget)
+    trace_every: int = 0
     unlearn: dict = field(default_factory=dict)
     retrain: bool = False  # also train the built-in base without the forget set (PrivLeak)
     inject: dict = field(default_factory=dict)  # quail.countries.InjectConfig; {} = no injection
@@ -92,6 +95,9 @@ def study_config(values: dict, overrides: list[str] = ()) -> StudyConfig:
                 f"study config {key!r} must be a list, got {values[key]!r}: write e.g. "
                 f"{key}: [{'ga_gdr, quail' if key == 'methods' else 'fp, int4'}]"
             )
+    trace = values.get("trace_every", 0)
+    if not isinstance(trace, int) or isinstance(trace, bool) or trace < 0:
+        raise QuailError(f"trace_every must be a whole number of steps >= 0, got {trace!r}")
     limit = values.get("eval_limit")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise QuailError(f"eval_limit must be a whole number >= 1 or null, got {limit!r}")
@@ -127,8 +133,6 @@ def _beside(folder: Path, value: str) -> str:
 
 
 def _validate(config: StudyConfig) -> None:
-    from quail.unlearn import METHODS
-
     if not config.methods:
         raise QuailError("the study lists no methods: add e.g. `methods: [ga_gdr, quail]`")
     for run in config.methods:
@@ -196,11 +200,18 @@ def unlearn_settings(config: StudyConfig, run: MethodRun) -> dict:
     """The unlearn settings of one method's run: the study's shared `unlearn`, then the run's
     overrides. A method with settings of its own (quail's lr, steps, check frequency) keeps
     them over the shared ones, which size the baselines' budgets: only its overrides change
-    them. Unlearning aims at the first analysis spec's linear layers unless they name a
-    `quant` (aiming at an `+emb-` part as well changed nothing measurable: docs/METHODS.md)."""
+    them. With `trace_every`, the other methods check their forgetting as quail does, in every
+    format they name, and stop on it only where nothing is left to forget. Unlearning aims at
+    the first analysis spec's linear layers unless they name a `quant` (aiming at an `+emb-`
+    part as well changed nothing measurable: docs/METHODS.md)."""
     target = {}
     if config.analysis_specs:
         target = {"quant": parse_spec(config.analysis_specs[0]).linear.name}
-    own = dict(METHODS[run.method].defaults) if run.method in METHODS else {}
+    method = METHODS.get(run.method)
+    own = dict(method.defaults) if method else {}
     shared = {key: value for key, value in config.unlearn.items() if key not in own}
-    return {**target, **shared, **run.overrides, "method": run.method}
+    trace = {}
+    if config.trace_every and method and not method.measured:  # checks that never stop it
+        trace = {"measure": True, "target": 0.0, "utility_floor": 0.0}
+        trace["check_every"] = config.trace_every
+    return {**target, **shared, **trace, **run.overrides, "method": run.method}

@@ -435,5 +435,13 @@ def _is_forget_metric(name: str) -> bool:
 
 
 def _run_summary(model_dir: Path) -> dict:
+    """What the report shows of a run: its time, settings, and the checks a measured (or
+    traced) run made on its way (the frontier plot's points)."""
     run = json.loads((model_dir / "run.json").read_text("utf-8"))
-    return {"wall_time_s": run.get("wall_time_s"), "config": run.get("config")}
+    stop = run.get("stop") or {}
+    return {
+        "wall_time_s": run.get("wall_time_s"),
+        "config": run.get("config"),
+        "stop_statement": run.get("stop_statement"),
+        "checks": stop.get("checks", []),
+    }
