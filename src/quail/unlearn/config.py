@@ -61,9 +61,10 @@ class UnlearnConfig:
 
     sure_percentile: float = 90.0  # SURE: rows above this percentile of saliency are updated
 
-    # How weights move: auto = the method's own (flip for quail, adamw otherwise); adamw; bucket
-    # = AdamW's step scaled by each weight's quantization step Δ (lr in buckets per step); flip
-    # = the weights of largest gain move exactly one bucket (flips.py).
+    # How weights move: auto = the method's own (project for quail, flip for quail_flips, adamw
+    # otherwise); adamw; bucket = AdamW's step scaled by each weight's quantization step Δ (lr
+    # in buckets per step); flip = the weights of largest gain move exactly one bucket
+    # (flips.py); project = AdamW, the model shipped by error-feedback rounding (projection.py).
     update: str = "auto"
     # Measured stopping (target.py): check forgetting every `check_every` steps at fp and in
     # every `quant` format; stop once forget <= target x the original's in all of them, or go

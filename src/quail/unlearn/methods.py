@@ -144,7 +144,7 @@ class Method:
     hinge: bool = False  # reads θ0's forget logits and the margins
     sure: bool = False
     ste: bool = False
-    update: str = "adamw"  # what update=auto means: adamw, bucket or flip (flips.py)
+    update: str = "adamw"  # what update=auto means: adamw, bucket, flip (flips.py) or project
     measured: bool = False  # always checks forgetting in the listed formats and stops on it
     answers: bool = False  # forgets only the answers (examples with a prompt) where there are any
     defaults: tuple[tuple[str, object], ...] = ()  # settings this method starts from, unless set
