@@ -155,3 +155,25 @@ def test_layers_that_share_an_input_keep_their_own_grids(spec):
         assert torch.allclose(a, b, atol=1e-6), name
         changed += int(not torch.equal(a, dict(original.named_parameters())[name]))
     assert changed > 0
+
+
+def test_a_broken_utility_floor_sends_the_run_back_at_half_the_lr():
+    """A check below the floor restores the last check that kept it and goes on at half the
+    lr (a trajectory fine enough to stop on), instead of ending there; at most MAX_BACKTRACKS
+    times. A floor of 1.0 breaks at the first retain loss, so the run has to back off."""
+    from quail.unlearn.loop import MAX_BACKTRACKS
+
+    forget, retain = tiny.split()
+    settings = {"method": "quail", "quant": GRID, "steps": 16, "check_every": 2, "lr": 3e-3}
+    settings |= {"utility_floor": 1.0, "target": 0.0, "batch_size": 4, "progress": False}
+    result = unlearn(snapped(), forget, retain, settings, tokenizer=tiny.tokenizer())
+    outcome, lrs = result.outcome, [c["lr"] for c in result.curves]
+    floor = outcome.original["fp"]["retain"]
+    assert 1 <= outcome.backtracks <= MAX_BACKTRACKS
+    broke = [c["step"] for c in outcome.checks[1:] if c["scores"]["fp"]["retain"] < floor]
+    assert broke and len(result.curves) > broke[0]  # it went on past the first broken check
+    halvings = len(set(lrs)) - 1
+    assert set(lrs) == {3e-3 / 2**k for k in range(halvings + 1)}
+    assert outcome.backtracks - 1 <= halvings <= outcome.backtracks
+    kept = [c for c in outcome.checks if c["step"] == outcome.step]
+    assert all(c["scores"]["fp"]["retain"] >= floor for c in kept)  # what it returns kept it

@@ -55,7 +55,8 @@ def change_sums(w0, w1, spec: QuantSpec, abs_change, half_steps, dropped_bits) -
     group = w0.shape[1] if spec.granularity == "channel" else spec.group_size
     block_groups = max(1, BLOCK_ELEMENTS // group)
     blocks = -(-(a.size // group) // block_groups)
-    threads = max(1, min(torch.get_num_threads(), numba.get_num_threads(), blocks))
+    torch_threads = torch.get_num_threads()  # before numba's first call, which may reset it
+    threads = max(1, min(torch_threads, numba.get_num_threads(), blocks))
     sums = np.zeros((blocks, len(SUMS)), np.float64)
     counts = np.zeros((blocks, len(COUNTS)), np.int64)
     maxima = np.zeros((blocks, 2), np.int32)  # as bit patterns, see the kernel
@@ -72,6 +73,10 @@ def change_sums(w0, w1, spec: QuantSpec, abs_change, half_steps, dropped_bits) -
                 )  # fmt: skip
         finally:
             numba.set_num_threads(numba_threads)
+            # numba's OpenMP pool, started by its first call, sets torch's thread count to
+            # numba's (one OpenMP runtime): a process that had asked torch for fewer threads
+            # got more, and on a busy machine its small ops then ran up to 1000x slower
+            torch.set_num_threads(torch_threads)
         highest = maxima.max(0)
         for column, histogram in ((ABS_CHANGE, abs_change), (HALF_STEPS, half_steps)):
             first, last = int(lowest[:, column].min()), int(highest[column])

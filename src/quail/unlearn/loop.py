@@ -134,11 +134,13 @@ def train(
     model, optimizer = accelerator.prepare(model, optimizer)
     quantized = quantized_weights(model, accelerator.unwrap_model(model), spec) if spec else {}
     mover = GridMover(model, quantized, FLIP_MOMENTUM) if in_buckets else None
-    linears = {}  # update=project rounds these onto their original weights' grids
+    linears, nearest = {}, {}  # update=project: by error feedback / to nearest (embeddings)
     if rule == "project":
         for name, module, part in quantized_modules(accelerator.unwrap_model(model), spec):
             if isinstance(module, nn.Linear):
                 linears[name] = (module.weight.detach().clone(), part)
+            else:
+                nearest[name] = part
 
     def shipped(m: nn.Module) -> nn.Module:
         """What the run hands over (and measures): update=bucket rounds the latent weights onto
@@ -146,7 +148,7 @@ def train(
         if rule == "bucket":
             return quantize_model(m, spec)
         if rule == "project":
-            return project(m, linears, forget_enc + (retain_enc or []), pad_id)
+            return project(m, linears, forget_enc + (retain_enc or []), pad_id, nearest)
         return m
 
     flips = FIRST_FLIPS if rule == "flip" else 0
@@ -299,10 +301,14 @@ def train(
                 outcome.checks.append({"step": step + 1, "scores": scores})
                 curves[-1]["check"] = scores
                 if target.floor_broken(scores, outcome.original):
-                    _restore(params, kept[1])
-                    if rule == "flip" and flips > 1:  # back to the last good check, and from
-                        flips = most_flips = flips // 2  # now on at most half the moves
+                    _restore(params, kept[1])  # back to the last check that kept the floor
+                    if rule == "flip" and flips > 1:  # and from now on at most half the moves
+                        flips = most_flips = flips // 2
                         outcome.backtracks += 1
+                        continue
+                    if rule != "flip" and outcome.backtracks < MAX_BACKTRACKS:
+                        _halve_lr(optimizer, scheduler)  # or half the step size, so that the
+                        outcome.backtracks += 1  # path between two checks is fine enough
                         continue
                     outcome.reason, outcome.step = "utility floor", kept[0]
                     break
@@ -353,6 +359,10 @@ def train(
     wall = spent + time.perf_counter() - started
     return TrainResult(model, curves, margins, mode, wall, outcome, resumes)
 
+
+# A measured AdamW run whose check breaks the utility floor goes back to the last check that
+# kept it and goes on at half the lr, at most this many times (docs/METHODS.md, "Backtracking")
+MAX_BACKTRACKS = 4
 
 # update=flip (docs/METHODS.md has the runs behind each number)
 FIRST_FLIPS = 1  # moves the first step tries: a share of the weights does not transfer (1e-5 of
@@ -498,6 +508,16 @@ def _add_lora(model: nn.Module, config: UnlearnConfig) -> nn.Module:
         from peft import LoraConfig, get_peft_model
     except ImportError:
         raise QuailError("lora_r > 0 needs peft: pip install 'quail-unlearn[lora]'") from None
+    # the default targets are Llama's names; other architectures name their layers otherwise
+    # (GPT-NeoX: query_key_value, dense), and peft's error would not say what to set instead
+    names = [name for name, _ in model.named_modules()]
+    if not any(n == t or n.endswith("." + t) for n in names for t in config.lora_targets):
+        linear = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+        layers = ", ".join(sorted({n.rsplit(".", 1)[-1] for n in linear}))
+        raise QuailError(
+            f"lora_targets ({', '.join(config.lora_targets)}) name no linear layer of this "
+            f"{model.config.model_type} model: set lora_targets to some of {layers}"
+        )
     lora = LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
@@ -508,6 +528,16 @@ def _add_lora(model: nn.Module, config: UnlearnConfig) -> nn.Module:
 
 
 SAFE_TO_CHANGE = {"lr", "steps", "schedule", "warmup_steps", "divergence_threshold", "save_every"}
+
+
+def _halve_lr(optimizer, scheduler) -> None:
+    """Half the step size from here on, and forget the moments of the steps just undone."""
+    scheduler.base_lrs = [lr / 2 for lr in scheduler.base_lrs]
+    for group in optimizer.param_groups:
+        group["initial_lr"] = group.get("initial_lr", group["lr"]) / 2
+        group["lr"] /= 2
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
+    optimizer.state.clear()
 
 
 def _reschedule(optimizer, scheduler, config: UnlearnConfig, step: int) -> None:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from quail.data.batches import Encoded, collate
-from quail.quant import QuantSpec, quantize_tensor
+from quail.quant import QuantSpec, fake_quantize, quantize_tensor
 from quail.quant.grouping import from_groups, to_groups
 from quail.quant.rtn import code_range, group_extremes
 
@@ -131,12 +131,17 @@ def project(
     linears: dict[str, tuple[torch.Tensor, QuantSpec]],
     encoded: list[Encoded],
     pad_id: int,
+    nearest: dict[str, QuantSpec] | None = None,
 ) -> nn.Module:
     """A copy of `model` with each named linear layer's weight rounded with feedback onto the
     grid of its original weight (`linears`: name -> (original weight, spec)), reproducing the
-    layer's outputs on the `encoded` examples."""
+    layer's outputs on the `encoded` examples; the `nearest` modules (an `+emb-` part's
+    embeddings, which have no input Gram matrix) rounded to nearest, as the spec would."""
     shipped = copy.deepcopy(model)
     modules = dict(shipped.named_modules())
+    for name, spec in (nearest or {}).items():
+        weight = modules[name].weight
+        weight.data.copy_(fake_quantize(weight.detach().float(), spec).to(weight.dtype))
     together: dict[tuple, list] = {}  # (spec, rows, columns) -> [(layer names, their Gram)]
     for names, gram in gram_matrices(model, list(linears), encoded, pad_id):
         by_spec: dict[QuantSpec, list[str]] = {}

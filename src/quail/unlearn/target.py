@@ -5,7 +5,8 @@ with the model at full precision and quantized under each listed spec. The targe
 in every format, the forget score is at most `target` times the original's score in that format;
 the utility floor breaks when, in some format, the retain score falls below `utility_floor`
 times the original's. A run stops at the first check where the target holds; where the floor
-breaks it goes back to the last check that kept the floor and stops there.
+breaks it goes back to the last check that kept the floor and goes on with half the lr (code
+flips: half the moves), at most a few times (loop.MAX_BACKTRACKS), then stops there.
 """
 
 import random
@@ -43,7 +44,7 @@ class Outcome:
 
     reason: str = "budget"  # target, utility floor, budget
     step: int | None = None  # the step whose weights were kept (None: the last)
-    backtracks: int = 0  # times the floor broke and the run went back with fewer moves
+    backtracks: int = 0  # times the floor broke and the run went back (half the lr or moves)
     original: dict = field(default_factory=dict)  # format -> {"forget": x, "retain": y}
     checks: list[dict] = field(default_factory=list)  # {"step": n, "scores": {...}}
 
@@ -60,6 +61,8 @@ class Outcome:
             "utility floor": f"retain fell below {floor:g} x the original's; kept step {self.step}",
             "budget": "the step budget ran out before the target held in every format",
         }[self.reason]
+        if self.backtracks:
+            why += f", after going back to the last check above the floor {self.backtracks} times"
         return f"stopped: {why} ({parts})"
 
 
