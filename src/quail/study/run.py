@@ -174,7 +174,8 @@ def _claim_output(config: StudyConfig, out: Path, overwrite: bool) -> None:
     record = out / "study.json"
     wanted = config.to_dict()
     if record.is_file() and not overwrite:
-        if json.loads(record.read_text("utf-8")) != wanted:
+        recorded = json.loads(record.read_text("utf-8"))
+        if StudyConfig().to_dict() | recorded != wanted:  # keys added since: their defaults
             raise QuailError(
                 f"{out} holds a study with a different config: use a new --out, or --overwrite"
             )
