@@ -716,3 +716,20 @@ def test_an_unwritable_place_is_refused_before_any_work(world, tmp_path, args):
     (tmp_path / "locked").mkdir(mode=0o555)
     done = quail(*_fill(args, tmp_path, world))
     assert done.returncode == 2 and "permission denied" in one_error_line(done)
+
+
+def test_a_message_in_brackets_is_shown_as_written(capsys):
+    """The one line is text, not console markup: an install hint keeps its [extra]."""
+    import typer
+
+    from quail.cli import fail_cleanly
+    from quail.errors import QuailError
+
+    @fail_cleanly
+    def command():
+        raise QuailError('install it: pip install "quail-unlearn[gptq]"')
+
+    with pytest.raises(typer.Exit) as stopped:
+        command()
+    assert stopped.value.exit_code == 2
+    assert 'pip install "quail-unlearn[gptq]"' in capsys.readouterr().err

@@ -119,7 +119,7 @@ def test_knowledge_on_a_model_that_knows_the_facts(memorised):
     model, tokenizer = memorised
     probes = [Example(prompt, target) for prompt, target in FACTS]
     scores = knowledge(model, tokenizer, probes)
-    assert scores == {"rouge_l": 100.0, "exact_match": 1.0, "n": 4}
+    assert scores == {"rouge_l": 100.0, "exact_match": 1.0, "n": 4, "scores": [100.0] * 4}
     wrong = [Example(p, " " + t.split()[0][::-1]) for p, t in FACTS]  # reversed answers
     assert knowledge(model, tokenizer, wrong)["exact_match"] == 0.0
 
@@ -236,6 +236,8 @@ def test_cli_evaluate_writes_strict_json_and_refuses_broken_weights(tmp_path, sm
     assert set(written["results"]) == {"fp", "rtn-int8-channel-sym"}
     fp = written["results"]["fp"]
     assert fp["ppl_retain"] is None and 0 <= fp["knowmem_forget"] <= 100
+    per_probe = fp["probes"]["knowmem_forget"]  # what intervals over probes resample
+    assert len(per_probe) == 2 and sum(per_probe) / 2 == pytest.approx(fp["knowmem_forget"])
 
     broken = saved("broken", lambda m: m.model.layers[1].mlp.down_proj.weight[0, 0].fill_(math.nan))
     result = run(broken, tmp_path / "broken.json")

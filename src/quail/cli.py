@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 import quail
 from quail import interrupts
@@ -37,7 +38,8 @@ def fail_cleanly(command):
             if shown is None:
                 raise  # asked for, or a bug: the traceback is what a report needs
             message, code = shown
-            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            shown_line = f"[bold red]error:[/] {escape(message)}"  # the message is not markup
+            err_console.print(shown_line, highlight=False, soft_wrap=True)
             raise typer.Exit(code) from None
 
     return wrapper
@@ -186,6 +188,31 @@ def quantize(
 
 @app.command()
 @fail_cleanly
+def export(
+    model_dir: Annotated[Path, typer.Argument(help="Hugging Face model folder (safetensors).")],
+    out: Annotated[Path, typer.Option("--out", help="The file to write, e.g. model.gguf.")],
+    file_format: Annotated[str, typer.Option("--format", help="File format: gguf.")] = "gguf",
+    type_name: Annotated[
+        str, typer.Option("--type", help="F32, F16, Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q4_1, Q4_0.")
+    ] = "Q4_K_M",
+) -> None:
+    """Write a model as a GGUF file with llama.cpp's own converter and quantizer (the file
+    llama-quantize writes; needs quail-unlearn[llamacpp], docs/QUANT.md)."""
+    from quail.gguf import export_gguf, gguf_type
+    from quail.gguf.export import check_export
+    from quail.io import claimed
+
+    if file_format.lower() != "gguf":
+        raise QuailError(f"unknown --format {file_format!r}: use gguf")
+    kind = gguf_type(type_name)
+    check_export(model_dir, out)
+    with claimed(out), console.status(f"exporting {model_dir} as {kind.name}") as status:
+        export_gguf(model_dir, out, kind.name, progress=lambda line: status.update(line[:100]))
+    console.print(f"wrote {out} ({kind.name}, {out.stat().st_size / 2**20:.1f} MiB)")
+
+
+@app.command()
+@fail_cleanly
 def analyze(
     original_dir: Annotated[Path, typer.Argument(help="The original model folder.")],
     unlearned_dir: Annotated[Path, typer.Argument(help="The unlearned model folder.")],
@@ -269,8 +296,9 @@ def evaluate(
         with console.status(f"evaluating {model_dir.name} under {spec}"):
             results.update(evaluate_under(model, eval_data, [spec], tokenizer))
     table = Table("metric", *specs, title=f"{model_dir}")
-    for name in next(iter(results.values())):
-        table.add_row(name, *(f"{results[s][name]:.3f}" for s in specs))
+    for name, value in next(iter(results.values())).items():
+        if isinstance(value, int | float):  # not the per-probe scores
+            table.add_row(name, *(f"{results[s][name]:.3f}" for s in specs))
     console.print(table)
     if json_path is not None:
         atomic_write_json(json_path, {"model": str(model_dir), "results": results})
@@ -368,6 +396,67 @@ def data_build(
         build_dataset(out, seed=seed, size=size)
     counts = load_manifest(out)["counts"]
     console.print(f"wrote {out}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+
+
+DataFiles = Annotated[
+    list[Path] | None,
+    typer.Option(help="qa, text: a file of that set instead of SRC (repeatable)."),
+]
+
+
+@data_app.command("import")
+@fail_cleanly
+def data_import(
+    fmt: Annotated[str, typer.Option("--format", help="tofu, muse, qa or text.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the data set to.")],
+    src: Annotated[
+        Path | None,
+        typer.Argument(help="Folder: a TOFU or MUSE copy, or forget.*, retain.*, holdout.*."),
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(help="tofu: forget01, forget05 or forget10 (default: the largest in SRC)."),
+    ] = None,
+    forget: DataFiles = None,
+    retain: DataFiles = None,
+    holdout: DataFiles = None,
+    passage_words: Annotated[
+        int, typer.Option(help="muse, qa, text: words per passage cut from .txt text.")
+    ] = 160,
+    question_template: Annotated[
+        str | None,
+        typer.Option(help="How questions are asked, with {question}: the manifest's format."),
+    ] = None,
+) -> None:
+    """Turn TOFU, MUSE or your own forget/retain files into a data folder (docs/DATA.md)."""
+    from quail.data.importers import ImportOptions, import_data
+    from quail.io import claimed
+
+    options = ImportOptions(
+        split=split,
+        forget=tuple(forget or ()),
+        retain=tuple(retain or ()),
+        holdout=tuple(holdout or ()),
+        passage_words=passage_words,
+        question_template=question_template,
+    )
+    with claimed(out):
+        imported = import_data(fmt, src, out, options)
+    counts = ", ".join(f"{len(r)} {n.removesuffix('.jsonl')}" for n, r in imported.records.items())
+    console.print(f"wrote {out} ({fmt}): {counts}", highlight=False, soft_wrap=True)
+    if imported.missing:
+        err_console.print(
+            f"missing from the source, imported without: {', '.join(imported.missing)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if imported.skipped:
+        console.print(
+            f"not imported (a data folder has no place for them, docs/DATA.md): "
+            f"{', '.join(imported.skipped)}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 models_app = typer.Typer(help="Pretrained models shipped in Python packages.", no_args_is_help=True)

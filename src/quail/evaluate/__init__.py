@@ -21,7 +21,8 @@ def evaluate(
     model, data, specs=("fp",), tokenizer=None, task: str = "knowledge", limit: int | None = None
 ) -> dict[str, dict[str, float]]:
     """{spec name: {metric: value}} for the model quantized under each spec: our reference
-    specs fake-quantize, backend specs (bnb-nf4, hqq-int4-g64, ...) run the backend's layers.
+    specs fake-quantize, backend specs (bnb-nf4, hqq-int4-g64, ...) run the backend's layers,
+    GGUF specs (gguf-q4_k_m, ...) run llama.cpp on the file its converter and quantizer write.
     GPTQ and AWQ specs calibrate on the data's forget + retain text (`calibration_texts`).
     Reference-spec copies run on the GPU when there is one; backend layers stay where their
     adapters put them (checked on CPU only).
@@ -42,6 +43,15 @@ def evaluate(
     results = {}
     for text in specs:
         spec = parse_spec(text)
+        if (spec.backend or "").startswith("gguf-"):  # runs inside llama.cpp
+            from quail.gguf.runtime import export_and_load
+
+            llama = export_and_load(model, tokenizer, spec.backend.removeprefix("gguf-"))
+            try:
+                results[spec.name] = evaluate_model(llama, tokenizer, data)
+            finally:
+                llama.close()
+            continue
         quantized = load_quantized(
             model,
             spec,

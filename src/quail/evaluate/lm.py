@@ -77,9 +77,14 @@ def greedy_continuations(
     The tokens every prompt starts with (a QA template's few-shot examples: most of each
     prompt) run once, and their key/value cache is shared by every row, which is laid out as
     [prefix, padding, own tokens] (positions follow the attention mask, so the padding is
-    skipped): the answers of plain left padding at a fraction of the cost."""
+    skipped): the answers of plain left padding at a fraction of the cost.
+
+    A model that is not a PyTorch model (a GGUF file in llama.cpp, quail.gguf.runtime) answers
+    with its own `greedy_continuations`."""
     if not prompts:
         return []
+    if hasattr(model, "greedy_continuations"):
+        return model.greedy_continuations(tokenizer, prompts, max_new_tokens, first_line_only)
     _ensure_pad(tokenizer)
     if isinstance(max_new_tokens, int):
         max_new_tokens = [max_new_tokens] * len(prompts)
@@ -134,7 +139,10 @@ def length_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
 def token_logprobs(model, tokenizer, texts: list[str], max_tokens: int = 512) -> list[torch.Tensor]:
     """For each text, the log-probability of every token given the ones before it (the first
     token, having no context, is left out). Texts are batched in order of length, so that
-    little of each batch is padding (half the time of batches in the given order, here)."""
+    little of each batch is padding (half the time of batches in the given order, here). A
+    model with its own `token_logprobs` (a GGUF file in llama.cpp) answers itself."""
+    if hasattr(model, "token_logprobs"):
+        return model.token_logprobs(tokenizer, texts)
     _ensure_pad(tokenizer)
     side, tokenizer.padding_side = tokenizer.padding_side, "right"
     token_lists = tokenizer(texts)["input_ids"] if texts else []

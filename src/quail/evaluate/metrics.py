@@ -40,10 +40,12 @@ def knowledge_sets(
     results = {}
     for name, probes in sets.items():
         pairs = [(next(answers), p.target.strip()) for p in probes]
+        scores = [100 * rouge_l_f1(a, r) for a, r in pairs]
         results[name] = {
-            "rouge_l": 100 * sum(rouge_l_f1(a, r) for a, r in pairs) / len(pairs),
+            "rouge_l": sum(scores) / len(scores),
             "exact_match": sum(exact_match(a, r) for a, r in pairs) / len(pairs),
             "n": len(pairs),
+            "scores": scores,  # per probe, in the set's order: intervals resample them
         }
     return results
 

@@ -134,18 +134,21 @@ def metric_calls(model, tokenizer, data: EvalData) -> dict[str, Callable[[], dic
     return calls
 
 
-def _qa_scores(results: dict[str, dict]) -> dict[str, float]:
-    """KnowMem (ROUGE-L) and exact match per QA set; holdout has no KnowMem (never trained)."""
-    scores = {}
+def _qa_scores(results: dict[str, dict]) -> dict:
+    """KnowMem (ROUGE-L) and exact match per QA set; holdout has no KnowMem (never trained).
+    `probes` keeps each KnowMem's per-probe scores, for intervals over probes and seeds."""
+    scores, probes = {}, {}
     for split, result in results.items():
         if split != "holdout":
             scores[f"knowmem_{split}"] = result["rouge_l"]
+            probes[f"knowmem_{split}"] = result["scores"]
         scores[f"em_{split}"] = result["exact_match"]
-    return scores
+    return scores | {"probes": probes}
 
 
-def evaluate_model(model, tokenizer, data: EvalData) -> dict[str, float]:
-    """All metrics the data allows, as a flat {name: value} dict."""
+def evaluate_model(model, tokenizer, data: EvalData) -> dict:
+    """All metrics the data allows, as a flat {name: value} dict (and, under `probes`, the
+    per-probe scores of each KnowMem)."""
     model.eval()
     scores = {}
     for call in metric_calls(model, tokenizer, data).values():

@@ -29,9 +29,14 @@ Backend specs name a real quantization library (see quail.quant.backends)::
                                          symmetric, default g128
     gptq-int<B>[-g<G>]                   GPTQ through gptqmodel, B = 2, 4, 8, symmetric, g128
     awq-int4[-g<G>]                      AWQ through gptqmodel, 4 bits, symmetric, g128
+    gguf-<type>                          llama.cpp's GGUF file types (quail.gguf): f32, f16, q8_0,
+                                         q6_k, q5_k_m, q4_k_m, q4_1, q4_0
 
 GPTQ and AWQ quantize whole models with calibration text (`load_quantized`); per tensor
 (analysis, unlearning's straight-through `--quant`) they mean round-to-nearest on their grid.
+GGUF specs are evaluated inside llama.cpp on the file llama.cpp's converter and quantizer write;
+per tensor they mean llama.cpp's quantizer applied to that tensor with the file type's main
+tensor type (Q4_K for q4_k_m, Q5_K for q5_k_m), whose sub-blocks are the groups.
 
 Why these defaults: int8 per output channel is how int8 weight-only backends ship; 4-bit and
 below need groups, and 64 divides the widths of common models (576, 960, 2048, 4096) where 128
@@ -91,7 +96,8 @@ _RTN = re.compile(r"^(?:rtn-)?int(\d+)((?:-[a-z0-9]+)*)$")
 _CODEBOOK = re.compile(r"^(nf4|fp4)(?:-g(\d+))?$")
 _HELP = (
     "use e.g. fp, int8, int4, rtn-int4-g128, rtn-int3-g64-asym, nf4, fp4-g128, "
-    "bnb-nf4, quanto-int4, hqq-int4-g64, ct-int4-g128, gptq-int4-g128, awq-int4-g128"
+    "bnb-nf4, quanto-int4, hqq-int4-g64, ct-int4-g128, gptq-int4-g128, awq-int4-g128, "
+    "gguf-q4_k_m"
 )
 
 # Backend specs: the grid fields (method, bits, granularity, group, symmetric) describe the
@@ -102,6 +108,21 @@ BNB_SPECS = {
     "bnb-fp4": QuantSpec("fp4", 4, "group", 64, backend="bnb"),
     "bnb-fp4-dq": QuantSpec("fp4", 4, "group", 64, backend="bnb-dq"),
     "bnb-int8": QuantSpec("rtn", 8, "channel", backend="bnb"),
+}
+# llama.cpp's file types. The grid fields describe the main tensor type's sub-blocks (scale d,
+# or d·sc in K-quants); "float" types have no integer grid (evaluation only).
+GGUF_SPECS = {
+    f"gguf-{name}": QuantSpec(method, bits, gran, group, sym, backend=f"gguf-{name}")
+    for name, method, bits, gran, group, sym in (
+        ("f32", "float", 32, "tensor", None, True),
+        ("f16", "float", 16, "tensor", None, True),
+        ("q8_0", "rtn", 8, "group", 32, True),
+        ("q6_k", "rtn", 6, "group", 16, True),
+        ("q5_k_m", "rtn", 5, "group", 32, False),
+        ("q4_k_m", "rtn", 4, "group", 32, False),
+        ("q4_1", "rtn", 4, "group", 32, False),
+        ("q4_0", "rtn", 4, "group", 32, True),
+    )
 }
 BACKEND_BITS = {
     "quanto": (2, 4, 8),
@@ -129,7 +150,7 @@ def parse_spec(text: str) -> QuantSpec:
         group = int(match.group(2) or DEFAULT_GROUP_SIZE)
         _check_group(group, text)
         return QuantSpec(method=match.group(1), bits=4, granularity="group", group_size=group)
-    if spec.split("-")[0] in BACKEND_BITS or spec.startswith("bnb-"):
+    if spec.split("-")[0] in BACKEND_BITS or spec.startswith(("bnb-", "gguf-")):
         return _parse_backend(spec, text)
     match = _RTN.match(spec)
     if not match:
@@ -169,6 +190,11 @@ def _parse_with_embeddings(spec: str, text: str) -> QuantSpec:
             f"spec {text!r} quantizes the embeddings only: quantize the linear layers too, as "
             "in int4+emb-int8"
         )
+    if (outer.backend or "").startswith("gguf-"):
+        raise QuailError(
+            f"spec {text!r}: a GGUF file type already sets its embeddings' type (llama.cpp "
+            "chooses it): drop the '+emb-' part"
+        )
     if outer.backend in ("gptq", "awq"):
         raise QuailError(
             f"spec {text!r}: {outer.backend} specs do not take an '+emb-' part yet; use a "
@@ -185,6 +211,11 @@ def _parse_with_embeddings(spec: str, text: str) -> QuantSpec:
 def _parse_backend(spec: str, text: str) -> QuantSpec:
     if spec in BNB_SPECS:
         return BNB_SPECS[spec]
+    if spec.startswith("gguf-"):
+        if spec not in GGUF_SPECS:
+            known = ", ".join(GGUF_SPECS)
+            raise QuailError(f"unknown GGUF type in spec {text!r}: use one of {known}")
+        return GGUF_SPECS[spec]
     match = _BACKEND.match(spec)
     if not match or match.group(1) not in BACKEND_BITS:
         raise QuailError(f"unknown quantization spec {text!r}: {_HELP}")
@@ -202,6 +233,8 @@ def _parse_backend(spec: str, text: str) -> QuantSpec:
 
 
 def _backend_name(spec: QuantSpec) -> str:
+    if spec.backend.startswith("gguf-"):
+        return spec.backend
     if spec.backend.startswith("bnb"):
         kind = "int8" if spec.method == "rtn" else spec.method
         return f"bnb-{kind}" + ("-dq" if spec.backend == "bnb-dq" else "")

@@ -59,7 +59,10 @@ def backend_of(spec: QuantSpec) -> Backend:
 
 
 def adapter(spec: QuantSpec):
-    """The adapter module for a backend spec, or a one-line error naming the extra to install."""
+    """The adapter module for a backend spec, or a one-line error naming the extra to install.
+    GGUF specs' adapter is quail.gguf.codes, which names llama.cpp's install when it runs."""
+    if spec.backend.startswith("gguf-"):
+        return importlib.import_module("quail.gguf.codes")
     backend = backend_of(spec)
     try:
         return importlib.import_module(backend.adapter)  # which imports the library
@@ -76,7 +79,9 @@ def backend_codes(
 ) -> QuantizedTensor:
     """The backend's codes and scales for `weight` (what `quantize_tensor` returns for backend
     specs). With `like` (fixed grid), `weight` is rounded to nearest on `like`'s backend scales
-    and zeros by quail's own rounding."""
+    and zeros by quail's own rounding (GGUF specs: on the tensor's own ggml type's range)."""
+    if like is not None and spec.backend.startswith("gguf-"):
+        return adapter(spec).codes(weight, spec, like)
     if like is not None:
         grid = replace(spec, backend=None)
         if like.spec == spec:
