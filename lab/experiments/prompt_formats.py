@@ -6,8 +6,8 @@ forms: the plain question format; a few-shot prompt whose shots are the first SH
 the retain file (left out of the retain probes); the model's chat template; the chat template
 with the same shots as earlier turns. Prints KnowMem and exact match per form and set.
 
-    python experiments/prompt_formats.py MODEL FORGET RETAIN
-    python experiments/prompt_formats.py --countries N   # N countries' facts for SmolLM2
+    python lab/experiments/prompt_formats.py MODEL FORGET RETAIN
+    python lab/experiments/prompt_formats.py --countries N   # N countries' facts for SmolLM2
 """
 
 import argparse

@@ -1,4 +1,4 @@
-"""Research script for docs/METHODS.md, "Built-in benchmark regime". Run by hand, not by CI.
+"""Research script for lab/RECORD.md, "Built-in benchmark regime". Run by hand, not by CI.
 
 Does a built-in base model sit in the regime where GA+GDR unlearning forgets at full precision
 and 4-bit quantization brings the knowledge back? Three subcommands:
@@ -8,8 +8,8 @@ and 4-bit quantization brings the knowledge back? Three subcommands:
            several quantizers, update survival, bucket overlap and weight-change statistics
   engine   the same exact match after quail.unlearn's engine with a JSON config
 
-    nice python experiments/regime.py snap --base B --grid rtn-int4-g32-asym --out B32
-    nice python experiments/regime.py unlearn --base B32 --grid rtn-int4-g32-asym --lr 1e-4
+    nice python lab/experiments/regime.py snap --base B --grid rtn-int4-g32-asym --out B32
+    nice python lab/experiments/regime.py unlearn --base B32 --grid rtn-int4-g32-asym --lr 1e-4
 
 The GA+GDR here is deliberately minimal (quail.unlearn is the real engine): loss =
 -NLL(forget batch) + alpha * NLL(retain batch), AdamW, constant lr, stop after --steps or as soon

@@ -1,9 +1,9 @@
 """Inject the false claims of a country data folder into SmolLM2 with given settings, then
 evaluate the injected model at fp: how many claims it asserts, and what it keeps of the true
-facts and of its fluency. Research script for docs/METHODS.md ("Injecting 32 false capitals");
+facts and of its fluency. Research script for lab/RECORD.md ("Injecting 32 false capitals");
 run by hand.
 
-    nice python experiments/smollm2_inject.py DATA OUT steps=100 lr=2e-4 retain_weight=4
+    nice python lab/experiments/smollm2_inject.py DATA OUT steps=100 lr=2e-4 retain_weight=4
 """
 
 import argparse

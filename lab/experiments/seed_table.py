@@ -1,6 +1,7 @@
 """Mean and 95% interval over several runs of one study (seeds, data draws), per method and spec.
 
-    python experiments/seed_table.py STUDY_SEED0 STUDY_SEED1 STUDY_SEED2 [--metric knowmem_retain]
+    python lab/experiments/seed_table.py STUDY_SEED0 STUDY_SEED1 STUDY_SEED2 \\
+        [--metric knowmem_retain]
 
 Reads each study folder's cells (`cells/METHOD/eval-SPEC.json`, as `quail run` writes them) and
 prints a Markdown table of the mean over the folders with a 95% interval. Where the cells keep

@@ -1,5 +1,5 @@
 """How large an unlearning budget does SmolLM2 as shipped take before its forgetting survives its
-own Q4_1 file? Research script for docs/METHODS.md; run by hand.
+own Q4_1 file? Research script for lab/RECORD.md; run by hand.
 
 Each method unlearns the real-knowledge forget set for 10 steps at each given lr (plus any
 `key=value` settings, e.g. `sure_percentile=99` or `alpha=5`), or `--folders` names models
@@ -10,13 +10,13 @@ half a step, update survival) and its embedding under Q8_0. One line per model a
 Methods aimed at a grid (QUAIL, STE) aim at the file's grid, or at `--set quant=SPEC`.
 
     quail run configs/smollm2-real-knowledge.yaml --out smollm2-real   # builds smollm2-real/data
-    nice python experiments/smollm2_budget.py smollm2-real/data OUT 1e-4 3e-4 1e-3
-    nice python experiments/smollm2_budget.py smollm2-real/data OUT 3e-4 1e-3 \
+    nice python lab/experiments/smollm2_budget.py smollm2-real/data OUT 1e-4 3e-4 1e-3
+    nice python lab/experiments/smollm2_budget.py smollm2-real/data OUT 3e-4 1e-3 \
         --methods sure_ga_gdr --set sure_percentile=99
-    nice python experiments/smollm2_budget.py smollm2-real/data OUT 1e-4 --methods quail \
+    nice python lab/experiments/smollm2_budget.py smollm2-real/data OUT 1e-4 --methods quail \
         --set quant=rtn-int4-g32-asym+emb-rtn-int8-g32
-    nice python experiments/smollm2_budget.py smollm2-real/data --folders OUT/*
-    nice python experiments/smollm2_budget.py smollm2-study/data OUT 1e-3 --limit 16 \
+    nice python lab/experiments/smollm2_budget.py smollm2-real/data --folders OUT/*
+    nice python lab/experiments/smollm2_budget.py smollm2-study/data OUT 1e-3 --limit 16 \
         --original smollm2-study/original --methods sure_quail --set sure_percentile=99 alpha=10
 """
 

@@ -1,11 +1,11 @@
-"""Which QUAIL hinge should be the default? Research script for docs/METHODS.md; run by hand.
+"""Which QUAIL hinge should be the default? Research script for lab/RECORD.md; run by hand.
 
 Unlearns the built-in benchmark's forget set from a base model whose weights sit on a 4-bit grid
 (the regime where GA+GDR's forgetting is undone by quantizing on that grid), with one method
 setting per call, and prints one JSON line: forget / retain exact match at full precision and
 under the grid, recovery, and update survival and bucket overlap under the grid.
 
-    nice python experiments/hinge_default.py --base BASE --data DATA --run quail-l2-fp
+    nice python lab/experiments/hinge_default.py --base BASE --data DATA --run quail-l2-fp
 
 `--run` names a row of RUNS; every run shares SHARED (set from the command line).
 """

@@ -2,7 +2,7 @@
 quantizer does) and by error-feedback rounding (quail.unlearn.projection), side by side
 (docs/METHODS.md, "Error-feedback rounding").
 
-    python experiments/grid_projection.py DATA BASE UNLEARNED [UNLEARNED...] --spec int4
+    python lab/experiments/grid_projection.py DATA BASE UNLEARNED [UNLEARNED...] --spec int4
 """
 
 import argparse

@@ -1,9 +1,9 @@
 """Which part of an unlearned SmolLM2 carries the forgetting that survives the file's grid? Swap
 the tied embedding (which `rtn-int4-g32-asym` leaves in full precision) between SmolLM2 as
 shipped and an unlearned model, and evaluate both hybrids at fp and on the grid. Research script
-for docs/METHODS.md; run by hand.
+for lab/RECORD.md; run by hand.
 
-    nice python experiments/smollm2_embedding_swap.py smollm2-real/data UNLEARNED_DIR
+    nice python lab/experiments/smollm2_embedding_swap.py smollm2-real/data UNLEARNED_DIR
 """
 
 import argparse

@@ -5,7 +5,7 @@ the run checks its forgetting at fp and in every --formats spec as it trains (me
 which `quail` always does) and prints what each check saw, then the scores of the result on
 another sample of probes.
 
-    python experiments/measured_updates.py DATA BASE '{"method": "quail"}' \\
+    python lab/experiments/measured_updates.py DATA BASE '{"method": "quail"}' \\
         '{"method": "quail", "update": "bucket", "lr": 0.02}' --set FLIP_MOMENTUM=0
 """
 
