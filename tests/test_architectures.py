@@ -31,7 +31,6 @@ QUAIL = {"steps": 2, "check_every": 2, "utility_floor": 0.0}
 PLAIN_METHODS = ["ga_gdr", "npo_gdr", "sure_ga_gdr", "ste_ga_gdr", "quail_hinge"]
 # the sliding-window architectures: evaluation's shared-prefix batches put padding inside the
 # window (see test_greedy_answers_are_the_models_own)
-SLIDING = {"mistral", "gemma2", "gemma3"}
 
 
 @pytest.fixture(scope="module", params=list(ARCHS))
@@ -225,19 +224,11 @@ def test_evaluation_scores_the_shipped_model_as_it_ships(arch):
         assert 0 <= scores["knowmem_retain"] <= 100 and 0 <= scores["em_forget"] <= 1
 
 
-def test_greedy_answers_are_the_models_own(arch, original, request):
-    """Evaluation and measured stopping answer probes in shared-prefix batches; the answers
-    must be those the model gives each prompt alone."""
-    if arch in SLIDING:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="evaluate.lm.greedy_continuations lays rows out as [shared prefix, "
-                "padding, own tokens]; a sliding window counts cache slots, so the padding "
-                "pushes the prefix out of the window and answers change (lm.py is not ours "
-                "to edit here: fall back to left padding when a layer slides)",
-            )
-        )
+def test_greedy_answers_are_the_models_own(arch, original):
+    """Evaluation and measured stopping answer probes in shared-prefix batches (plain left
+    padding where a layer slides: a sliding window counts cache slots, so a shared prefix
+    would slide out of it behind a row's padding); the answers must be those the model gives
+    each prompt alone."""
     tok = unlearn_tiny.tokenizer()
     prompts = [e.prompt for e in unlearn_tiny.facts()[:12]]
     alone = []

@@ -77,7 +77,8 @@ def greedy_continuations(
     The tokens every prompt starts with (a QA template's few-shot examples: most of each
     prompt) run once, and their key/value cache is shared by every row, which is laid out as
     [prefix, padding, own tokens] (positions follow the attention mask, so the padding is
-    skipped): the answers of plain left padding at a fraction of the cost.
+    skipped): the answers of plain left padding at a fraction of the cost (not on models with
+    a sliding window, which get plain left padding).
 
     A model that is not a PyTorch model (a GGUF file in llama.cpp, quail.gguf.runtime) answers
     with its own `greedy_continuations`."""
@@ -89,7 +90,7 @@ def greedy_continuations(
     if isinstance(max_new_tokens, int):
         max_new_tokens = [max_new_tokens] * len(prompts)
     token_lists = tokenizer(prompts)["input_ids"]
-    shared = shared_prefix_length(token_lists)
+    shared = 0 if _slides(model.config) else shared_prefix_length(token_lists)
     prefix_cache = None
     if shared:
         prefix_cache = DynamicCache(config=model.config)
@@ -121,6 +122,18 @@ def greedy_continuations(
             for tokens, length in zip(new_tokens, lengths, strict=True)
         ]
     return outputs
+
+
+def _slides(config) -> bool:
+    """Whether some layer attends through a sliding window (Mistral, Gemma2/3): the window
+    counts cache slots, padding included, so a shared prefix would slide out of it behind a
+    row's padding; such models get plain left padding."""
+    types = getattr(config, "layer_types", None)
+    if types is not None:
+        return "sliding_attention" in types
+    return bool(getattr(config, "sliding_window", None)) and getattr(
+        config, "use_sliding_window", True
+    )
 
 
 def length_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
