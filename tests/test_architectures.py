@@ -29,8 +29,6 @@ SETTINGS = {"steps": 3, "lr": 1e-3, "batch_size": 4, "quant": GRID, "progress": 
 # the original's weights and the shipped model is the projected one
 QUAIL = {"steps": 2, "check_every": 2, "utility_floor": 0.0}
 PLAIN_METHODS = ["ga_gdr", "npo_gdr", "sure_ga_gdr", "ste_ga_gdr", "quail_hinge"]
-# the sliding-window architectures: evaluation's shared-prefix batches put padding inside the
-# window (see test_greedy_answers_are_the_models_own)
 
 
 @pytest.fixture(scope="module", params=list(ARCHS))
