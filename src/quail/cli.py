@@ -197,7 +197,7 @@ def export(
     ] = "Q4_K_M",
 ) -> None:
     """Write a model as a GGUF file with llama.cpp's own converter and quantizer (the file
-    llama-quantize writes; needs quail-unlearn[llamacpp], docs/QUANT.md)."""
+    llama-quantize writes; needs the llamacpp extra: docs/QUANT.md)."""
     from quail.gguf import export_gguf, gguf_type
     from quail.gguf.export import check_export
     from quail.io import claimed
