@@ -14,6 +14,7 @@ import torch
 import transformers
 from torch import nn
 
+import tiny
 import unlearn_tiny
 from quail.base.snap import straight_through
 from quail.data.batches import collate, encode
@@ -25,13 +26,8 @@ from quail.unlearn.losses import nll
 GRID = "rtn-int4-g32"  # symmetric, so a model on it is a fixed point of quantizing exactly
 
 COMMON = {
+    **tiny.DEFAULTS,  # the tiny Llama's sizes, grouped-query attention included
     "vocab_size": len(unlearn_tiny.WORDS),
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 64,
     "pad_token_id": 0,
     "bos_token_id": 1,
     "eos_token_id": 2,
