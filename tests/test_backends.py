@@ -79,7 +79,9 @@ def test_bad_backend_specs_give_one_line_errors(text, problem):
 def test_missing_library_names_the_extra(prefix, monkeypatch):
     examples = {"bnb": "bnb-nf4", "quanto": "quanto-int4", "hqq": "hqq-int4", "ct": "ct-int4"}
     spec = parse_spec(examples.get(prefix, f"{prefix}-int4"))
-    monkeypatch.setitem(sys.modules, BACKENDS[prefix].module, None)  # import now fails
+    library = BACKENDS[prefix].module
+    for name in [library, *(m for m in list(sys.modules) if m.startswith(library + "."))]:
+        monkeypatch.setitem(sys.modules, name, None)  # import now fails, submodules too
     monkeypatch.delitem(sys.modules, BACKENDS[prefix].adapter, raising=False)
     extra = BACKENDS[prefix].extra  # gptq and awq both come with quail-unlearn[gptq]
     with pytest.raises(QuailError, match=rf'pip install "quail-unlearn\[{extra}\]"') as error:
