@@ -177,3 +177,53 @@ def test_a_broken_utility_floor_sends_the_run_back_at_half_the_lr():
     assert outcome.backtracks - 1 <= halvings <= outcome.backtracks
     kept = [c for c in outcome.checks if c["step"] == outcome.step]
     assert all(c["scores"]["fp"]["retain"] >= floor for c in kept)  # what it returns kept it
+
+
+def test_a_check_keeps_the_rounding_that_ships_the_better_model():
+    """Among the roundings above the floor: one where the target holds with the most retain,
+    else the one that forgot most; where all broke the floor, the one with the most retain."""
+    from quail.unlearn.target import ForgetTarget
+
+    forget, retain = tiny.split()
+    check = ForgetTarget(tiny.tokenizer(), forget, retain, [GRID], target=0.5, floor=0.9)
+    original = {f: {"forget": 80.0, "retain": 100.0} for f in check.formats}
+
+    def scores(forget, retain):
+        return {f: {"forget": forget, "retain": retain} for f in check.formats}
+
+    assert check.choose({"a": scores(30, 95), "b": scores(10, 92)}, original) == "a"  # both hold
+    assert check.choose({"a": scores(60, 99), "b": scores(50, 92)}, original) == "b"  # neither
+    assert check.choose({"a": scores(0, 80), "b": scores(70, 99)}, original) == "b"  # a broke
+    assert check.choose({"a": scores(0, 80), "b": scores(0, 70)}, original) == "a"  # both broke
+
+
+def test_the_run_ships_the_rounding_its_checks_chose(monkeypatch):
+    """Every check measures both roundings and records the one it keeps; where error feedback
+    breaks the floor (here made to by zeroing what it returns) the run keeps nearest rounding
+    and goes on, and ships its model rounded that way, on the grid."""
+    from quail.unlearn import loop
+
+    def broken(model, *args):
+        shipped = copy.deepcopy(model)
+        with torch.no_grad():
+            for p in shipped.parameters():
+                p.zero_()
+        return shipped
+
+    monkeypatch.setattr(loop, "project", broken)
+    forget, retain = tiny.split()
+    settings = {"method": "quail", "quant": GRID, "steps": 4, "check_every": 2, "lr": 1e-4}
+    settings |= {"utility_floor": 0.5, "target": 0.0, "batch_size": 4, "progress": False}
+    result = unlearn(snapped(), forget, retain, settings, tokenizer=tiny.tokenizer())
+    outcome = result.outcome
+    assert outcome.reason == "budget" and outcome.backtracks == 0
+    for check in outcome.checks[1:]:
+        assert set(check["candidates"]) == set(loop.ROUNDINGS)
+        assert check["rounding"] == "nearest"
+        assert check["scores"] == check["candidates"]["nearest"]
+        assert check["candidates"]["error feedback"]["fp"]["retain"] == 0.0
+    assert outcome.rounding == "nearest" and "nearest" in outcome.statement(0.0, 0.5)
+    again = quantize_model(result.model, parse_spec(GRID))
+    for a, b in zip(result.model.parameters(), again.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert any(p.abs().sum() > 0 for p in result.model.parameters())
