@@ -265,7 +265,6 @@ def test_top_level_quail_unlearn_is_the_api():
         tokenizer=tiny.tokenizer(),
     )
     assert len(result.curves) == 1
-    assert quail.unlearn.METHODS is not None
 
 
 def test_environment_names_the_gpu_when_there_is_one(monkeypatch):

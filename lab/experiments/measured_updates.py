@@ -16,10 +16,9 @@ import time
 
 import torch
 
-import quail.unlearn.loop as loop
 from quail.data import load_unlearning_sets
 from quail.models import load_model, load_tokenizer
-from quail.unlearn import unlearn
+from quail.unlearn import loop, unlearn
 from quail.unlearn.target import ForgetTarget
 
 

@@ -2,8 +2,5 @@
 statistics and update survival, per layer and for the whole model (docs/ANALYSIS.md)."""
 
 from quail.analysis.compare import AnalysisResult, analyze
-from quail.callable_module import make_callable
-
-make_callable(__name__, "analyze")
 
 __all__ = ["AnalysisResult", "analyze"]

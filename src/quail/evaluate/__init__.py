@@ -4,7 +4,6 @@ from pathlib import Path
 
 import torch
 
-from quail.callable_module import make_callable
 from quail.evaluate.recovery import Recovery, recovery
 from quail.evaluate.suite import (
     FORGET_METRICS,
@@ -64,8 +63,6 @@ def evaluate(
         results[spec.name] = evaluate_model(quantized, tokenizer, data)
     return results
 
-
-make_callable(__name__, "evaluate")
 
 __all__ = [
     "FORGET_METRICS",

@@ -1,8 +1,7 @@
 """The unlearning engine: losses, the method registry and the training loop (docs/UNLEARN.md).
+Import its parts from here (`from quail.unlearn import METHODS`): the attribute `quail.unlearn`
+is the function `unlearn`."""
 
-`quail.unlearn(...)` calls `quail.unlearn.unlearn(...)`."""
-
-from quail.callable_module import make_callable
 from quail.unlearn.api import UnlearnResult, unlearn
 from quail.unlearn.config import UnlearnConfig, load_config, make_config
 from quail.unlearn.methods import METHODS, Method
@@ -16,5 +15,3 @@ __all__ = [
     "make_config",
     "unlearn",
 ]
-
-make_callable(__name__, "unlearn")
