@@ -14,7 +14,6 @@ from quail.data import (
     format_question,
     load_claim_sets,
     load_claims,
-    load_classification,
     load_entities,
     load_heldout_general,
     load_manifest,
@@ -233,25 +232,6 @@ def test_a_user_folder_needs_no_manifest(copy):
     forget, _ = load_unlearning_sets(copy)
     assert forget[-1].prompt.startswith("Question: ")
     assert {c["label"] for c in load_claims(copy)} == {"misinformation", "reliable"}
-
-
-def test_user_csv_and_jsonl(tmp_path):
-    csv_path = tmp_path / "tweets.csv"
-    csv_path.write_text('text,label\n"Moon is cheese, obviously",misinformation\nok,reliable\n')
-    records = load_classification(csv_path, labels=("misinformation", "reliable"))
-    assert records == [
-        {"text": "Moon is cheese, obviously", "label": "misinformation"},
-        {"text": "ok", "label": "reliable"},
-    ]
-    jsonl_path = tmp_path / "tweets.jsonl"
-    jsonl_path.write_text('{"text": "a", "label": 1}\n')
-    assert load_classification(jsonl_path) == [{"text": "a", "label": "1"}]
-    with pytest.raises(QuailError, match="label '1' is not one of"):
-        load_classification(jsonl_path, labels=("misinformation", "reliable"))
-    bad = tmp_path / "bad.csv"
-    bad.write_text("tweet,label\nx,reliable\n")
-    with pytest.raises(QuailError, match="missing column\\(s\\) text"):
-        load_classification(bad)
 
 
 def test_cli_build_and_one_line_error(tmp_path, copy, monkeypatch):

@@ -77,19 +77,25 @@ ForgetFile = Annotated[
     typer.Option(help="Your forget set: JSONL, JSON, CSV or Parquet (docs/DATA.md), not --data."),
 ]
 RetainFile = Annotated[Path | None, typer.Option(help="Your retain set (with --forget).")]
+TestFile = Annotated[
+    Path | None, typer.Option(help="--task claims: held-out text,label records (with --forget).")
+]
 QuestionFormat = Annotated[
     str, typer.Option(help="How question,answer records are asked: auto, plain, few-shot, chat.")
 ]
 
 
-def _check_sources(data: Path | None, forget: Path | None, retain: Path | None, task: str):
-    """Exactly one source of examples: a data folder, or the user's own files."""
+def _check_sources(data, forget, retain, task: str, test=None):
+    """Exactly one source of examples: a data folder, or the user's own files (text,label
+    records for --task claims, quail.data.classification)."""
     if (data is None) == (forget is None):
         raise QuailError("give either --data DIR or --forget FILE (with --retain FILE)")
     if retain is not None and forget is None:
         raise QuailError("--retain goes with --forget: give both, or --data DIR")
-    if forget is not None and task != "knowledge":
-        raise QuailError("--forget files hold knowledge probes and passages: drop --task")
+    if test is not None and (forget is None or task != "claims"):
+        raise QuailError("--test holds held-out claims: use it with --task claims --forget FILE")
+    if forget is not None and task == "claims" and retain is None:
+        raise QuailError("--task claims needs --retain FILE: the text,label records to keep")
 
 
 def _asked(form: str, model, tokenizer, retain: Path | None):
@@ -252,6 +258,7 @@ def evaluate(
     data: DataFolder = None,
     forget: ForgetFile = None,
     retain: RetainFile = None,
+    test: TestFile = None,
     question_format: QuestionFormat = "auto",
     quant: Annotated[str, typer.Option("--quant", help="Comma-separated specs.")] = "fp,int8,int4",
     task: Annotated[str, typer.Option(help="knowledge (QA, passages) or claims.")] = "knowledge",
@@ -266,6 +273,7 @@ def evaluate(
     from quail.data.files import load_file_sets
     from quail.evaluate import evaluate as evaluate_under
     from quail.evaluate import load_eval_data, load_file_eval_data
+    from quail.evaluate.suite import load_claim_file_eval_data
     from quail.io import atomic_write_json, check_output_file
     from quail.models import check_finite, load_model, load_tokenizer
     from quail.quant import parse_spec
@@ -279,16 +287,20 @@ def evaluate(
         raise QuailError(f"unknown task {task!r}: use knowledge or claims")
     if json_path is not None:
         check_output_file(json_path, "--json")
-    _check_sources(data, forget, retain, task)
+    _check_sources(data, forget, retain, task, test)
     if forget is None and verify:
         verify_data_folder(data)
-    eval_data = None if forget else load_eval_data(data, task, limit)
+    qa_files = forget is not None and task == "knowledge"
+    if forget is None:
+        eval_data = load_eval_data(data, task, limit)
+    elif task == "claims":
+        eval_data = load_claim_file_eval_data(forget, retain, test, limit)
     tokenizer = load_tokenizer(model_dir)
-    if forget is not None:
+    if qa_files:
         load_file_sets(forget, retain, tokenizer)  # the files' own checks, before any model work
     model = load_model(model_dir, dtype="float32")
     check_finite(model, f"model {model_dir}")  # named by its folder, before any work
-    if forget is not None:
+    if qa_files:
         prompts = _asked(question_format, model, tokenizer, retain)
         eval_data = load_file_eval_data(forget, retain, tokenizer, limit, prompts=prompts)
     results = {}
@@ -351,7 +363,12 @@ def unlearn_command(
     settings = load_config(config, flags + list(overrides or []))
     _check_sources(data, forget, retain, task)
     tokenizer = None  # unlearn loads the model's own, or takes the one loaded here
-    if forget is not None:
+    if forget is not None and task == "claims":
+        from quail.data.classification import load_claim_file_sets
+
+        claims = load_claim_file_sets(forget, retain)
+        sets = claims["forget"], claims["retain"]
+    elif forget is not None:
         tokenizer = load_tokenizer(model)
         load_file_sets(forget, retain, tokenizer)  # the files' own checks, before any model work
         if question_format == "auto" and retain is not None:  # the model answers, then trains
@@ -400,18 +417,20 @@ def data_build(
 
 DataFiles = Annotated[
     list[Path] | None,
-    typer.Option(help="qa, text: a file of that set instead of SRC (repeatable)."),
+    typer.Option(help="qa, text, claims: a file of that set instead of SRC (repeatable)."),
 ]
 
 
 @data_app.command("import")
 @fail_cleanly
 def data_import(
-    fmt: Annotated[str, typer.Option("--format", help="tofu, muse, qa or text.")],
+    fmt: Annotated[str, typer.Option("--format", help="tofu, muse, qa, text or claims.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write the data set to.")],
     src: Annotated[
         Path | None,
-        typer.Argument(help="Folder: a TOFU or MUSE copy, or forget.*, retain.*, holdout.*."),
+        typer.Argument(
+            help="Folder: a TOFU or MUSE copy, or forget.*, retain.*, holdout.* (claims: test.*)."
+        ),
     ] = None,
     split: Annotated[
         str | None,
@@ -420,6 +439,10 @@ def data_import(
     forget: DataFiles = None,
     retain: DataFiles = None,
     holdout: DataFiles = None,
+    test: Annotated[
+        list[Path] | None,
+        typer.Option(help="claims: a file of held-out text,label records (repeatable)."),
+    ] = None,
     passage_words: Annotated[
         int, typer.Option(help="muse, qa, text: words per passage cut from .txt text.")
     ] = 160,
@@ -428,7 +451,8 @@ def data_import(
         typer.Option(help="How questions are asked, with {question}: the manifest's format."),
     ] = None,
 ) -> None:
-    """Turn TOFU, MUSE or your own forget/retain files into a data folder (docs/DATA.md)."""
+    """Turn TOFU, MUSE or your own forget/retain files (question,answer or text records, or
+    text,label records for the claims task) into a data folder (docs/DATA.md)."""
     from quail.data.importers import ImportOptions, import_data
     from quail.io import claimed
 
@@ -437,6 +461,7 @@ def data_import(
         forget=tuple(forget or ()),
         retain=tuple(retain or ()),
         holdout=tuple(holdout or ()),
+        test=tuple(test or ()),
         passage_words=passage_words,
         question_template=question_template,
     )

@@ -1,6 +1,7 @@
 """Forget/retain/holdout data: the built-in fictitious world and loaders for the user's own."""
 
 from quail.data.build import build_dataset
+from quail.data.classification import load_classification
 from quail.data.examples import Example
 from quail.data.load import (
     claim_example,
@@ -17,7 +18,6 @@ from quail.data.load import (
     verify_data_folder,
 )
 from quail.data.render import format_question
-from quail.data.user import load_classification
 
 __all__ = [
     "Example",

@@ -1,6 +1,6 @@
 """Import TOFU, MUSE, or the user's own forget/retain files as a quail data folder.
 
-`quail data import --format tofu|muse|qa|text SRC --out DIR` (docs/DATA.md, "Importing TOFU,
+`quail data import --format tofu|muse|qa|text|claims SRC --out DIR` (docs/DATA.md, "Importing TOFU,
 MUSE, or your own files"). Importers read local files only (JSON, JSON lines, CSV, Parquet,
 plain text; never pickle), check everything before anything is written, and hand the records to
 `write_data_folder`, the one writer of the layout: the folder appears whole or not at all, and
@@ -8,6 +8,7 @@ plain text; never pickle), check everything before anything is written, and hand
 
 Each source file becomes one entity (neither TOFU's nor MUSE's files name their entities), and
 its passages and probes take its split, so every record's split is its entity's by construction.
+The claims format (text,label records: quail.data.classification) writes claims.jsonl instead.
 """
 
 import re
@@ -23,7 +24,7 @@ from quail.data.render import QUESTION_FORMAT
 from quail.errors import QuailError
 from quail.io import check_output_dir
 
-FORMATS = ("tofu", "muse", "qa", "text")
+FORMATS = ("tofu", "muse", "qa", "text", "claims")
 # forget set: its retain set and its holdout set (authors the TOFU model never saw; newer copies)
 TOFU_SPLITS = {
     "forget01": ("retain99", "holdout01"),
@@ -42,6 +43,7 @@ SOURCE = {  # what SRC is, per format
     "muse": "a local MUSE copy (raw/, knowmem/, verbmem/, as muse_bench's data/news)",
     "qa": "forget.* and retain.* files",
     "text": "forget.* and retain.* files",
+    "claims": "forget.*, retain.* and test.* files of text,label records",
 }
 FIX = {  # what to add when SRC gives nothing to forget or no probes
     "tofu": f"pass the folder of {SOURCE['tofu']}",
@@ -60,6 +62,7 @@ class ImportOptions:
     forget: tuple[Path, ...] = ()  # qa, text: files instead of SRC's forget.*, retain.*, ...
     retain: tuple[Path, ...] = ()
     holdout: tuple[Path, ...] = ()
+    test: tuple[Path, ...] = ()  # claims: held-out text,label records
     passage_words: int = PASSAGE_WORDS  # muse, qa, text: .txt text is cut into passages
     question_template: str | None = None  # the folder's question_format ({question} in it)
 
@@ -154,6 +157,8 @@ def check_data_out(out: str | Path) -> Path:
 def read_source(fmt: str, src, options: ImportOptions = ImportOptions()) -> Imported:
     """The records of SRC in `fmt`, checked as the loaders will check them; writes nothing."""
     _check_options(fmt, src, options)
+    if fmt == "claims":
+        return _claims(src, options)
     folder = Folder()
     if fmt == "tofu":
         _tofu(_source_dir(src, fmt), options, folder)
@@ -185,15 +190,19 @@ def _check_options(fmt: str, src, options: ImportOptions) -> None:
         raise QuailError("--split picks a TOFU forget set: use it with --format tofu")
     if options.split is not None and options.split not in TOFU_SPLITS:
         raise QuailError(f"unknown TOFU split {options.split!r}: use {', '.join(TOFU_SPLITS)}")
-    files = options.forget or options.retain or options.holdout
-    if files and fmt not in ("qa", "text"):
+    files = options.forget or options.retain or options.holdout or options.test
+    if files and fmt not in ("qa", "text", "claims"):
         raise QuailError(f"--forget/--retain/--holdout go with --format qa or text, not {fmt}")
+    if options.holdout and fmt == "claims":
+        raise QuailError("--format claims holds out a --test set, not --holdout: rename it")
+    if options.test and fmt != "claims":
+        raise QuailError(f"--test is the claims format's held-out set; {fmt} takes --holdout")
     if files and src is not None:
         raise QuailError("give SRC (a folder of forget.*, retain.*) or --forget FILE, not both")
-    if (options.retain or options.holdout) and not options.forget:
-        raise QuailError("--retain and --holdout go with --forget FILE: give it too")
+    if (options.retain or options.holdout or options.test) and not options.forget:
+        raise QuailError("--retain, --holdout and --test go with --forget FILE: give it too")
     if src is None and not files:
-        also = " (or --forget FILE)" if fmt in ("qa", "text") else ""
+        also = " (or --forget FILE)" if fmt in ("qa", "text", "claims") else ""
         raise QuailError(f"give SRC, the folder of {SOURCE[fmt]}{also}")
     if options.passage_words < 1:
         raise QuailError(f"--passage-words must be at least 1, got {options.passage_words}")
@@ -398,13 +407,13 @@ def _user_files(fmt: str, src, options: ImportOptions, folder: Folder) -> None:
                 _records_file(path, name, split, folder)
 
 
-def _split_files(root: Path, split: str) -> list[Path]:
+def _split_files(root: Path, split: str, suffixes=USER_SUFFIXES) -> list[Path]:
     """SRC's files of one split: `split.EXT` and `split_*.EXT`, in name order."""
     return sorted(
         p
         for p in root.iterdir()
         if p.is_file()
-        and p.suffix in USER_SUFFIXES
+        and p.suffix in suffixes
         and (p.stem == split or p.stem.startswith(f"{split}_"))
     )
 
@@ -433,6 +442,33 @@ def _records_file(path: Path, name: str, split: str, folder: Folder) -> None:
                 "folder asks every question through one template: write question,answer "
                 "records, or give the file to quail unlearn/evaluate as --forget/--retain"
             )
+
+
+# --- the user's own classification files (claims) -------------------------------------------------
+
+
+def _claims(src, options: ImportOptions) -> Imported:
+    """claims.jsonl of text,label records: --forget/--retain/--test, or SRC's forget.*,
+    retain.*, test.* (and forget_*.*, ...), as quail.data.classification checks them."""
+    from quail.data.classification import SPLITS, claim_records, labels_of, load_classification
+
+    paths = {"forget": options.forget, "retain": options.retain, "test": options.test}
+    if src is not None:
+        root = _source_dir(src, "claims")
+        paths = {split: _split_files(root, split, TABLES) for split in SPLITS}
+    paths = {split: [Path(p) for p in files] for split, files in paths.items()}
+    for path in (p for files in paths.values() for p in files):
+        if path.suffix not in TABLES:
+            raise QuailError(f"{path}: unsupported file type; use {', '.join(TABLES)} (no pickles)")
+    sets = load_classification(paths)
+    missing = [] if paths["test"] else ["a test file (test.*)"]
+    manifest = {
+        "source": "claims",
+        "labels": labels_of(sets),
+        "source_files": {str(p): file_sha256(p) for files in paths.values() for p in files},
+        "missing": missing,
+    }
+    return Imported({"claims.jsonl": claim_records(sets)}, manifest, missing, [])
 
 
 # --- reading -------------------------------------------------------------------------------------

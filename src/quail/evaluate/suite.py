@@ -90,6 +90,16 @@ def load_file_eval_data(
     return EvalData(qa=qa, passages=passages)
 
 
+def load_claim_file_eval_data(
+    forget, retain, test=None, limit: int | None = None, seed: int = 0
+) -> EvalData:
+    """Claims accuracy probes from the user's text,label files (quail.data.classification)."""
+    from quail.data.classification import load_claim_file_sets
+
+    sets = load_claim_file_sets(forget, retain, test)
+    return EvalData(claims={k: _sample(v, limit, seed) for k, v in sets.items() if v})
+
+
 def calibration_texts(data: EvalData) -> list[str]:
     """Text for calibrated quantizers (GPTQ, AWQ): the forget and retain passages, else the
     forget and retain probes written out (prompt + answer). Empty when the data has neither,

@@ -37,6 +37,7 @@ class StudyConfig:
     data: str = "builtin"
     forget: str | None = None  # or the user's own files instead of a data folder (docs/DATA.md)
     retain: str | None = None
+    test: str | None = None  # claims task: held-out text,label records
     question_format: str = "auto"  # how their question,answer records are asked
     data_size: str = "default"
     data_seed: int = 0
@@ -117,7 +118,7 @@ def load_study_config(path, overrides: list[str] = ()) -> StudyConfig:
         raise QuailError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(values, dict):
         raise QuailError(f"{path} must hold a mapping of key: value")
-    for key in ("data", "base", "forget", "retain"):  # relative to the config file
+    for key in ("data", "base", "forget", "retain", "test"):  # relative to the config file
         if isinstance(values.get(key), str):
             values[key] = _beside(path.parent, values[key])
     return study_config(values, overrides)
@@ -166,7 +167,7 @@ def _validate(config: StudyConfig) -> None:
         )
     if config.task not in ("knowledge", "claims"):
         raise QuailError(f"unknown task {config.task!r}: use knowledge or claims")
-    if config.forget or config.retain:
+    if config.forget or config.retain or config.test:
         _check_files(config)
     allowed = FORGET_METRICS if config.task == "knowledge" else ("acc_claims_forget",)
     config.headline_metric = config.headline_metric or allowed[0]
@@ -178,15 +179,23 @@ def _validate(config: StudyConfig) -> None:
 
 
 def _check_files(config: StudyConfig) -> None:
-    """A study on the user's own forget/retain files: a model of theirs, nothing built-in."""
+    """A study on the user's own forget/retain files. Knowledge probes need a model of theirs;
+    the claims task's text,label files become a data folder, and `base: builtin` trains the
+    built-in classifier on them."""
     if not config.forget:
-        raise QuailError("retain: goes with forget: in a study config; add forget: FILE")
+        raise QuailError("retain: and test: go with forget: in a study config; add forget: FILE")
     if config.data != "builtin" or config.inject or config.retrain:
         raise QuailError("a study takes data: or forget:/retain: files, not both: drop one")
-    if config.base == "builtin" or config.task != "knowledge":
+    if config.task == "claims":
+        if not config.retain:
+            raise QuailError("task: claims needs retain: FILE, the text,label records to keep")
+        return
+    if config.test:
+        raise QuailError("test: holds held-out claims: use it with task: claims")
+    if config.base == "builtin":
         raise QuailError(
-            "forget:/retain: files need your model as base: (the built-in one is trained on "
-            "a data folder) and task: knowledge"
+            "forget:/retain: question or text files need your model as base: (the built-in "
+            "one is trained on a data folder; with task: claims it trains on your files)"
         )
     from quail.data.files import FORMS
 

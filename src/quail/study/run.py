@@ -190,10 +190,29 @@ def _claim_output(config: StudyConfig, out: Path, overwrite: bool) -> None:
     atomic_write_json(record, wanted)
 
 
+def _qa_files(config: StudyConfig) -> bool:
+    """The study asks the user's own question or text files as they are; a claims study's
+    text,label files become a data folder first (`_data`)."""
+    return bool(config.forget) and config.task == "knowledge"
+
+
+def _claim_files(config: StudyConfig):
+    """The claims study's forget, retain and test files, as `quail data import` takes them."""
+    from quail.data.importers import ImportOptions
+
+    def files(path: str | None) -> tuple[Path, ...]:
+        return (Path(path),) if path else ()
+
+    return ImportOptions(
+        forget=files(config.forget), retain=files(config.retain), test=files(config.test)
+    )
+
+
 def _data_dir(config: StudyConfig, out: Path) -> Path | None:
-    if config.forget:
+    if _qa_files(config):
         return None  # the user's own files instead of a data folder
-    return out / "data" if config.data in ("builtin", "countries") else Path(config.data)
+    builtin = config.data in ("builtin", "countries") or config.forget
+    return out / "data" if builtin else Path(config.data)
 
 
 def _check_inputs(config: StudyConfig, verify: bool) -> None:
@@ -201,9 +220,13 @@ def _check_inputs(config: StudyConfig, verify: bool) -> None:
     claimed."""
     from quail.zoo import ZOO
 
-    for path in (config.forget, config.retain):
+    for path in (config.forget, config.retain, config.test):
         if path and not Path(path).is_file():
-            raise QuailError(f"{path}: no such file; check forget:/retain: in the config")
+            raise QuailError(f"{path}: no such file; check forget:/retain:/test: in the config")
+    if config.forget and config.task == "claims":
+        from quail.data.importers import read_source
+
+        read_source("claims", None, _claim_files(config))  # every check, before any work
     if config.data not in ("builtin", "countries"):
         from quail.data import verify_data_folder
 
@@ -221,7 +244,7 @@ def _same_data(config: StudyConfig, data_dir: Path | None, out: Path) -> None:
     """Refuse to go on with data that changed since the study began (mid-run, or between a
     stop and its resume): its cells would mix two data sets. The first call records it."""
     record = out / "data.sha256.json"
-    files = [Path(f) for f in (config.forget, config.retain) if f] if config.forget else [
+    files = [Path(f) for f in (config.forget, config.retain) if f] if data_dir is None else [
         p for p in sorted(data_dir.iterdir()) if p.is_file()]  # fmt: skip
     now = {p.name: file_sha256(p) for p in files}
     if not record.is_file():
@@ -238,6 +261,12 @@ def _same_data(config: StudyConfig, data_dir: Path | None, out: Path) -> None:
 
 def _data(config: StudyConfig, out: Path, log) -> Path:
     data_dir = _data_dir(config, out)
+    if config.forget and config.task == "claims":
+        from quail.data.importers import import_data
+
+        log("writing your text,label files as the study's data folder")
+        import_data("claims", None, data_dir, _claim_files(config))
+        return data_dir
     if data_dir is None or config.data not in ("builtin", "countries"):
         return data_dir
     if config.data == "countries" and not (data_dir / "manifest.json").is_file():
@@ -327,7 +356,7 @@ def _prompts(config: StudyConfig, base_dir: Path, out: Path, log):
     """How the user's question,answer records are asked: `question_format`, or, for auto, the
     form the original answers its own retain questions best in, chosen once and recorded in
     prompts.json, so every model of the study is asked alike (quail.data.files)."""
-    if not config.forget:
+    if not _qa_files(config):
         return None
     from quail.data.files import choose_form, prompts_for
     from quail.models import load_model, load_tokenizer
@@ -346,7 +375,7 @@ def _prompts(config: StudyConfig, base_dir: Path, out: Path, log):
 def _eval_data(config: StudyConfig, data_dir: Path | None, prompts):
     from quail.evaluate import load_eval_data, load_file_eval_data
 
-    if config.forget:
+    if _qa_files(config):
         return load_file_eval_data(
             config.forget,
             config.retain,
@@ -361,17 +390,21 @@ def _eval_data(config: StudyConfig, data_dir: Path | None, prompts):
 def _evaluations(model_dir: Path, eval_data, specs: list[str], cell: Path, log) -> dict:
     """{spec: metrics}, read from finished cells; the model is loaded once, and only if some
     spec still needs evaluating."""
-    from quail.evaluate import evaluate
+    from quail.evaluate import evaluate, fp_reference
     from quail.models import load_model, load_tokenizer
+    from quail.quant import parse_spec
 
-    results, model, tokenizer = {}, None, None
+    results, model, tokenizer, reference = {}, None, None, None
     for spec in specs:
         path = _cell_file(cell, "eval", spec)
         if not path.is_file():
             if model is None:
                 model, tokenizer = load_model(model_dir, dtype="float32"), load_tokenizer(model_dir)
+            if not parse_spec(spec).is_fp and reference is None:  # fidelity's fp side, once
+                reference = fp_reference(model, tokenizer, eval_data)
             log(f"evaluating {cell.name} under {spec}")
-            atomic_write_json(path, evaluate(model, eval_data, [spec], tokenizer)[spec])
+            scores = evaluate(model, eval_data, [spec], tokenizer, reference=reference)[spec]
+            atomic_write_json(path, scores)
         results[spec] = json.loads(path.read_text("utf-8"))  # as a resumed run reads it
     return results
 
@@ -395,7 +428,7 @@ def _unlearned(config: StudyConfig, run, base_dir: Path, data_dir, prompts, cell
     from quail.data import load_claim_sets, load_unlearning_sets
     from quail.unlearn import unlearn
 
-    if config.forget:
+    if _qa_files(config):
         from quail.data.files import load_file_sets
 
         forget, retain = load_file_sets(config.forget, config.retain, prompts.tokenizer, prompts)
