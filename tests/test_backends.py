@@ -12,7 +12,8 @@ import tiny
 from quail.cli import app
 from quail.errors import QuailError
 from quail.quant import load_quantized, parse_spec, quantize_model, quantize_tensor
-from quail.quant.backends import BACKENDS, DequantizedLinear, backend_of
+from quail.quant.backends import BACKENDS, backend_of
+from quail.quant.model import DequantizedLinear
 
 # Backends whose rounding is plain round-to-nearest on the grid they store, so every element is
 # within half its step of the weight (HQQ moves its zero point after rounding, double

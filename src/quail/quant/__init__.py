@@ -1,15 +1,13 @@
 """Reference quantizers (round-to-nearest integer grids, the NF4/FP4 codebooks) and adapters
 to real backends (bitsandbytes, optimum-quanto, HQQ, compressed-tensors)."""
 
-from quail.quant.backends import backend_codes, load_quantized
-from quail.quant.model import quantizable_modules, quantize_model, quantized_modules
+from quail.quant.model import load_quantized, quantizable_modules, quantize_model, quantized_modules
 from quail.quant.spec import QuantSpec, parse_spec
 from quail.quant.tensor import QuantizedTensor, fake_quantize, quantize_tensor
 
 __all__ = [
     "QuantSpec",
     "QuantizedTensor",
-    "backend_codes",
     "fake_quantize",
     "load_quantized",
     "parse_spec",

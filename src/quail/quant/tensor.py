@@ -1,11 +1,12 @@
 """Quantize one tensor: integer codes, per-group scales (and zeros), dequantization, step Δ."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from quail.errors import QuailError
 from quail.quant import codebook, rtn
+from quail.quant.backends import adapter
 from quail.quant.grouping import from_groups, to_groups
 from quail.quant.spec import QuantSpec
 
@@ -60,14 +61,20 @@ def quantize_tensor(
 ) -> QuantizedTensor:
     """Quantize `weight` under `spec`; with `like`, reuse its scales and zeros (fixed grid).
 
-    A backend spec (bnb-nf4, hqq-int4-g64, ...) gets its codes and scales from that library.
+    A backend spec (bnb-nf4, hqq-int4-g64, ...) gets its codes and scales from that library's
+    adapter; with `like`, `weight` is rounded to nearest on `like`'s backend scales and zeros by
+    quail's own rounding (GGUF specs: on the tensor's own ggml type's range, by their adapter).
     """
     if spec.is_fp:
         raise QuailError("spec 'fp' means no quantization: pick a quantized spec such as int4")
-    if spec.backend is not None:
-        from quail.quant.backends import backend_codes  # here: backends imports this module
-
-        return backend_codes(weight, spec, like)
+    if spec.backend is not None and like is None:
+        return adapter(spec).codes(weight, spec)
+    if spec.backend is not None and spec.backend.startswith("gguf-"):
+        return adapter(spec).codes(weight, spec, like)
+    if spec.backend is not None:  # a fixed backend grid: quail's rounding on its scales
+        grid = replace(spec, backend=None)
+        like = replace(like, spec=grid) if like.spec == spec else like
+        return replace(quantize_tensor(weight, grid, like=like), spec=spec)
     groups, pad = to_groups(weight, spec)
     if like is not None and (like.spec != spec or tuple(like.shape) != tuple(weight.shape)):
         raise QuailError(
