@@ -176,7 +176,11 @@ def test_evaluate_runs_the_probes_inside_llama_cpp(folder):
     data = EvalData(qa={"forget": PROBES}, passages={"forget": PASSAGES, "retain": PASSAGES})
     results = evaluate(model, data, ["fp", "gguf-f32", "gguf-q4_0"], tokenizer)
     fp, f32, q4 = results["fp"], results["gguf-f32"], results["gguf-q4_0"]
-    assert set(fp) == set(f32) == set(q4)
+    assert set(f32) == set(q4) == set(fp) | {"kld_retain", "top1_retain", "ppl_ratio_retain"}
+    assert f32["kld_retain"] < 1e-6 and f32["top1_retain"] == 1.0  # llama.cpp's F32 is fp
+    assert f32["ppl_ratio_retain"] == pytest.approx(1, abs=1e-4)
+    assert q4["kld_retain"] > 100 * f32["kld_retain"]
+    assert q4["ppl_ratio_retain"] == pytest.approx(q4["ppl_retain"] / fp["ppl_retain"], rel=1e-4)
     for metric in ("knowmem_forget", "em_forget", "verbmem_forget"):
         assert f32[metric] == fp[metric]
     assert f32["ppl_retain"] == pytest.approx(fp["ppl_retain"], rel=1e-4)

@@ -74,9 +74,10 @@ def test_every_file_is_written_with_the_documented_schema(study):
         m["metrics"] for m in results["methods"].values()
     ]:
         assert set(metrics) == {"fp", SPEC}
-        for scores in metrics.values():
+        for spec, scores in metrics.items():
             assert 0 <= scores["knowmem_forget"] <= 100 and 0 <= scores["em_retain"] <= 1
             assert scores["ppl_retain"] > 1
+            assert ("kld_retain" in scores) == (spec != "fp")  # fidelity to the model at fp
     method = results["methods"]["quail-m1"]
     recovery = method["recovery"][SPEC]["knowmem_forget"]
     assert set(recovery) == {"value", "reason"}
@@ -98,6 +99,7 @@ def test_every_file_is_written_with_the_documented_schema(study):
     ]
     table = (out / "results.md").read_text()
     assert f"| quail-m1 | {SPEC} |" in table and "Bucket overlap" in table
+    assert "KLD retain" in table and "PPL ratio retain" in table
     assert "quail-m1" in printed  # the table is printed at the end
 
 

@@ -303,14 +303,19 @@ def evaluate(
     if qa_files:
         prompts = _asked(question_format, model, tokenizer, retain)
         eval_data = load_file_eval_data(forget, retain, tokenizer, limit, prompts=prompts)
-    results = {}
+    results, reference = {}, None
     for spec in specs:
         with console.status(f"evaluating {model_dir.name} under {spec}"):
-            results.update(evaluate_under(model, eval_data, [spec], tokenizer))
+            if spec != "fp" and reference is None:  # the fidelity metrics' fp side, once
+                reference = fp_reference(model, tokenizer, eval_data)
+            results.update(evaluate_under(model, eval_data, [spec], tokenizer, reference=reference))
+    from quail.evaluate.fidelity import fp_reference
     table = Table("metric", *specs, title=f"{model_dir}")
-    for name, value in next(iter(results.values())).items():
-        if isinstance(value, int | float):  # not the per-probe scores
-            table.add_row(name, *(f"{results[s][name]:.3f}" for s in specs))
+    names = dict.fromkeys(  # numbers, not the per-probe scores; fp has no fidelity metrics
+        name for scores in results.values() for name, v in scores.items() if not isinstance(v, dict)
+    )
+    for name in names:
+        table.add_row(name, *(_number(results[s].get(name)) for s in specs))
     console.print(table)
     if json_path is not None:
         atomic_write_json(json_path, {"model": str(model_dir), "results": results})
@@ -350,6 +355,10 @@ def unlearn_command(
     """Unlearn the forget set of --data from --model; writes a model folder and run.json
     (settings: docs/UNLEARN.md). --method and --quant override --config; key=value wins."""
     import torch
+
+def _number(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
 
     from quail.data import load_claim_sets, load_unlearning_sets, verify_data_folder
     from quail.data.files import load_file_sets

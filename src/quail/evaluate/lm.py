@@ -173,3 +173,14 @@ def token_logprobs(model, tokenizer, texts: list[str], max_tokens: int = 512) ->
     finally:
         tokenizer.padding_side = side
     return results
+
+
+@torch.no_grad()
+def next_token_logprobs(model, tokens: list[int]) -> torch.Tensor:
+    """The log-probabilities of the whole vocabulary at every position of `tokens` but the
+    last (the distributions that predict tokens 1..n−1), float32 on the CPU. A model with its
+    own `next_token_logprobs` (a GGUF file in llama.cpp) answers itself."""
+    if hasattr(model, "next_token_logprobs"):
+        return model.next_token_logprobs(tokens)
+    logits = model(input_ids=torch.tensor([tokens], device=model.device)).logits[0, :-1]
+    return torch.log_softmax(logits.float(), -1).cpu()

@@ -91,14 +91,16 @@ class GgufModel:
             outputs.append(tokenizer.decode(new, skip_special_tokens=True))
         return outputs
 
+    def next_token_logprobs(self, tokens: list[int]) -> torch.Tensor:
+        """The log-probabilities of the whole vocabulary predicting tokens 1..n−1 of `tokens`."""
+        return torch.log_softmax(torch.from_numpy(self.logits(list(tokens))[:-1]), -1)
+
     def token_logprobs(self, tokenizer, texts: list[str]) -> list[torch.Tensor]:
         """Log-probability of every token given the ones before it (the first left out)."""
         results = []
         for tokens in tokenizer(texts)["input_ids"] if texts else []:
-            logits = torch.from_numpy(self.logits(list(tokens))[:-1])
             targets = torch.tensor(tokens[1:])
-            logprobs = torch.log_softmax(logits, -1).gather(-1, targets[:, None])[:, 0]
-            results.append(logprobs)
+            results.append(self.next_token_logprobs(tokens).gather(-1, targets[:, None])[:, 0])
         return results
 
     def close(self) -> None:

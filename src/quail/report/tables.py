@@ -11,6 +11,12 @@ COLUMNS = (  # (metric, header, decimals); ↓ = lower means more forgotten, ↑
     ("privleak", "PrivLeak %", 1),
     ("ppl_retain", "PPL retain", 2),
     ("ppl_general", "PPL general", 2),
+    ("kld_retain", "KLD retain", 4),  # fidelity to the same model at fp (quail.evaluate.fidelity)
+    ("top1_retain", "Top-1 retain", 3),
+    ("ppl_ratio_retain", "PPL ratio retain", 3),
+    ("kld_general", "KLD general", 4),
+    ("top1_general", "Top-1 general", 3),
+    ("ppl_ratio_general", "PPL ratio general", 3),
     ("acc_claims_forget", "Acc claims forget ↓", 2),
     ("acc_claims_retain", "Acc claims retain ↑", 2),
     ("acc_claims_test", "Acc claims test ↑", 2),

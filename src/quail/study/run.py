@@ -390,17 +390,21 @@ def _eval_data(config: StudyConfig, data_dir: Path | None, prompts):
 def _evaluations(model_dir: Path, eval_data, specs: list[str], cell: Path, log) -> dict:
     """{spec: metrics}, read from finished cells; the model is loaded once, and only if some
     spec still needs evaluating."""
-    from quail.evaluate import evaluate
+    from quail.evaluate import evaluate, fp_reference
     from quail.models import load_model, load_tokenizer
+    from quail.quant import parse_spec
 
-    results, model, tokenizer = {}, None, None
+    results, model, tokenizer, reference = {}, None, None, None
     for spec in specs:
         path = _cell_file(cell, "eval", spec)
         if not path.is_file():
             if model is None:
                 model, tokenizer = load_model(model_dir, dtype="float32"), load_tokenizer(model_dir)
+            if not parse_spec(spec).is_fp and reference is None:  # fidelity's fp side, once
+                reference = fp_reference(model, tokenizer, eval_data)
             log(f"evaluating {cell.name} under {spec}")
-            atomic_write_json(path, evaluate(model, eval_data, [spec], tokenizer)[spec])
+            scores = evaluate(model, eval_data, [spec], tokenizer, reference=reference)[spec]
+            atomic_write_json(path, scores)
         results[spec] = json.loads(path.read_text("utf-8"))  # as a resumed run reads it
     return results
 

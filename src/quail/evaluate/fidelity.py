@@ -1,0 +1,88 @@
+"""What quantization did to a model's predictions, measured as llama.cpp's perplexity tool
+measures it with --kl-divergence: the quantized model against the same model at full
+precision, position by position on the same tokens.
+
+| name | what |
+|---|---|
+| `kld_{set}` | mean over positions of KL(P_fp ‖ P_q), the next-token distributions, in nats |
+| `top1_{set}` | fraction of positions where both models' most likely next token is the same |
+| `ppl_ratio_{set}` | PPL_q / PPL_fp = exp(mean(NLL_q − NLL_fp)) on the text's own tokens |
+
+Sets: the retain passages (`retain`) and the held-out general text (`general`), each cut to its
+first TOKENS tokens (texts in order, each at most the model's context), so the fp model's
+distributions, computed once per model and reused for every spec, are TOKENS × vocabulary
+floats per set.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from quail.errors import QuailError
+from quail.evaluate.lm import next_token_logprobs
+
+SETS = {"retain": "retain", "general": "heldout_general"}  # metric suffix: EvalData.passages key
+TOKENS = 512
+
+
+@dataclass
+class Reference:
+    """The fp model's next-token log-probabilities on the token lists the metrics score."""
+
+    tokens: dict[str, list[list[int]]]  # set suffix: token lists
+    logprobs: dict[str, list[torch.Tensor]]  # set suffix: (len − 1, vocabulary) per list
+
+
+def token_sets(tokenizer, passages: dict, max_tokens: int, context: int) -> dict:
+    """{suffix: token lists}: each set's texts in order, each cut to `context`, until
+    `max_tokens` tokens; sets without text are left out."""
+    sets = {}
+    for suffix, key in SETS.items():
+        texts, budget, lists = passages.get(key) or [], max_tokens, []
+        for tokens in tokenizer(texts)["input_ids"] if texts else []:
+            tokens = list(tokens)[: min(context, budget)]
+            if len(tokens) >= 2:
+                lists.append(tokens)
+                budget -= len(tokens)
+            if budget < 2:
+                break
+        if lists:
+            sets[suffix] = lists
+    return sets
+
+
+def fp_reference(model, tokenizer, data, max_tokens: int = TOKENS) -> Reference:
+    """The reference every spec of `model` is measured against: `model` itself, unquantized."""
+    context = getattr(model.config, "max_position_embeddings", None) or max_tokens
+    tokens = token_sets(tokenizer, data.passages, max_tokens, context)
+    logprobs = {
+        suffix: [next_token_logprobs(model, t) for t in lists] for suffix, lists in tokens.items()
+    }
+    return Reference(tokens, logprobs)
+
+
+def fidelity(model, reference: Reference) -> dict[str, float]:
+    """`kld_*`, `top1_*` and `ppl_ratio_*` of `model` (a quantized copy, a GGUF file in
+    llama.cpp) against `reference`, per set."""
+    scores = {}
+    for suffix, lists in reference.tokens.items():
+        kl, same, gap, positions = 0.0, 0, 0.0, 0
+        for tokens, fp in zip(lists, reference.logprobs[suffix], strict=True):
+            quantized = next_token_logprobs(model, tokens)
+            if quantized.shape != fp.shape:
+                raise QuailError(
+                    f"the quantized model predicts {quantized.shape[-1]} tokens where the fp "
+                    f"model predicts {fp.shape[-1]}: compare models with one vocabulary"
+                )
+            p = fp.double().exp()
+            terms = torch.where(p > 0, p * (fp.double() - quantized.double()), 0.0)
+            kl += terms.sum().item()
+            same += int((fp.argmax(-1) == quantized.argmax(-1)).sum())
+            targets = torch.tensor(tokens[1:])[:, None]
+            gap += (fp.gather(-1, targets) - quantized.gather(-1, targets)).double().sum().item()
+            positions += len(tokens) - 1
+        scores[f"kld_{suffix}"] = kl / positions
+        scores[f"top1_{suffix}"] = same / positions
+        mean_gap = torch.tensor(gap / positions, dtype=torch.float64)
+        scores[f"ppl_ratio_{suffix}"] = mean_gap.exp().item()  # inf, not an OverflowError
+    return scores
