@@ -5,9 +5,11 @@ gptqmodel's AWQ clip search needs every layer's output width to be a multiple of
 model has 4 key/value heads of 16 (k/v 64 wide) instead of test_backends' 2."""
 
 import copy
+import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import LlamaForCausalLM
 
 import tiny
@@ -52,10 +54,53 @@ def logits(model, dtype=torch.float32):
         return model(tokens).logits.to(dtype)
 
 
+def dequantized_weights(folder) -> dict[str, torch.Tensor]:
+    """{layer name: dequantized weight (out, in), float32} and {name + '.scale': per-element
+    step} read from a gptqmodel checkpoint: GPTQ's v1 format (codes packed along the input
+    dimension, zero points stored minus one) or AWQ's GEMM format (packed along the output
+    dimension in the order 0 2 4 6 1 3 5 7). A reader of our own, so the checks below do not
+    take gptqmodel's word for what its checkpoint holds."""
+    config = json.loads((folder / "quantize_config.json").read_text("utf-8"))
+    bits, awq = config["bits"], config.get("quant_method", "gptq") == "awq"
+    tensors = {}
+    for path in sorted(folder.glob("*.safetensors")):
+        tensors.update(load_file(path))
+    per_word, mask = 32 // bits, 2**bits - 1
+    shifts = torch.arange(per_word, dtype=torch.int32) * bits
+    order = [0, 2, 4, 6, 1, 3, 5, 7] if awq else list(range(per_word))
+    inverse = [order.index(i) for i in range(per_word)]
+
+    def unpack(packed: torch.Tensor, along_rows: bool) -> torch.Tensor:
+        values = (packed[..., None] >> shifts) & mask  # (..., per_word)
+        values = values[..., inverse] if awq else values
+        if along_rows:  # (rows/pw, cols, pw) -> (rows, cols)
+            return values.permute(0, 2, 1).reshape(-1, packed.shape[1])
+        return values.reshape(packed.shape[0], -1)
+
+    weights = {}
+    for key in tensors:
+        if not key.endswith(".qweight"):
+            continue
+        name = key.removesuffix(".qweight")
+        scales = tensors[f"{name}.scales"].float()  # (groups, out)
+        zeros = unpack(tensors[f"{name}.qzeros"], along_rows=False)
+        q = unpack(tensors[key], along_rows=not awq)  # (in, out)
+        if not awq:
+            zeros = (zeros + 1) & mask  # v1 stores zero − 1
+        columns = q.shape[0]
+        group = tensors.get(f"{name}.g_idx")
+        group = group.long() if group is not None else torch.arange(columns) // config["group_size"]
+        step = scales[group]  # (in, out)
+        weights[name] = ((q - zeros[group]).float() * step).T.contiguous()
+        weights[name + ".scale"] = step.T.contiguous()
+    assert weights and all(torch.isfinite(w).all() for w in weights.values()), folder
+    return weights
+
+
 def checkpoint_model(model, folder, native):
     """The fp model holding the checkpoint's dequantized weights (and, for AWQ, the norms it
     rescaled): what the native layers should compute."""
-    fake, weights = copy.deepcopy(model), gptq.dequantized_weights(folder)
+    fake, weights = copy.deepcopy(model), dequantized_weights(folder)
     state = native.state_dict()
     with torch.no_grad():
         for name, param in fake.named_parameters():
@@ -90,7 +135,7 @@ def test_native_layers_compute_the_checkpoints_weights(quantized):
 
 def test_dequantized_weights_lie_on_the_grid(quantized):
     spec, model, folder, _ = quantized
-    weights = gptq.dequantized_weights(folder)
+    weights = dequantized_weights(folder)
     for name, _ in model.named_modules():
         if f"{name}.scale" not in weights:
             continue
@@ -125,7 +170,7 @@ def test_gptq_beats_round_to_nearest_on_calibration_activations(quantized):
             model(tokens[None])
     for hook in hooks:
         hook.remove()
-    weights = gptq.dequantized_weights(folder)
+    weights = dequantized_weights(folder)
     total = {"gptq": 0.0, "rtn": 0.0}
     for name in LAYER0:
         x = torch.cat(inputs[name])

@@ -21,7 +21,6 @@ import contextlib
 import importlib.util
 import io
 import logging
-import math
 import os
 import sys
 import tempfile
@@ -226,51 +225,3 @@ def load_model(
         out = Path(tmp) / "quantized"
         quantize_to_folder(model, spec, samples, out, tokenizer, include_lm_head)
         return load_folder(out, spec, _dtype(model, spec), _device(model))
-
-
-def dequantized_weights(folder) -> dict[str, torch.Tensor]:
-    """{layer name: dequantized weight (out, in), float32} and {name + '.scale': per-element
-    step} read from a gptqmodel checkpoint: GPTQ's v1 format (codes packed along the input
-    dimension, zero points stored minus one) or AWQ's GEMM format (packed along the output
-    dimension in the order 0 2 4 6 1 3 5 7). For tests and inspection."""
-    import json
-
-    from safetensors.torch import load_file
-
-    folder = Path(folder)
-    config = json.loads((folder / "quantize_config.json").read_text("utf-8"))
-    bits, awq = config["bits"], config.get("quant_method", "gptq") == "awq"
-    tensors = {}
-    for path in sorted(folder.glob("*.safetensors")):
-        tensors.update(load_file(path))
-    per_word, mask = 32 // bits, 2**bits - 1
-    shifts = torch.arange(per_word, dtype=torch.int32) * bits
-    order = [0, 2, 4, 6, 1, 3, 5, 7] if awq else list(range(per_word))
-    inverse = [order.index(i) for i in range(per_word)]
-
-    def unpack(packed: torch.Tensor, along_rows: bool) -> torch.Tensor:
-        values = (packed[..., None] >> shifts) & mask  # (..., per_word)
-        values = values[..., inverse] if awq else values
-        if along_rows:  # (rows/pw, cols, pw) -> (rows, cols)
-            return values.permute(0, 2, 1).reshape(-1, packed.shape[1])
-        return values.reshape(packed.shape[0], -1)
-
-    weights = {}
-    for key in tensors:
-        if not key.endswith(".qweight"):
-            continue
-        name = key.removesuffix(".qweight")
-        scales = tensors[f"{name}.scales"].float()  # (groups, out)
-        zeros = unpack(tensors[f"{name}.qzeros"], along_rows=False)
-        q = unpack(tensors[key], along_rows=not awq)  # (in, out)
-        if not awq:
-            zeros = (zeros + 1) & mask  # v1 stores zero − 1
-        columns = q.shape[0]
-        group = tensors.get(f"{name}.g_idx")
-        group = group.long() if group is not None else torch.arange(columns) // config["group_size"]
-        step = scales[group]  # (in, out)
-        weights[name] = ((q - zeros[group]).float() * step).T.contiguous()
-        weights[name + ".scale"] = step.T.contiguous()
-    if not weights or math.isnan(sum(w.sum().item() for w in weights.values())):
-        raise QuailError(f"no GPTQ/AWQ weights found in {folder}")
-    return weights
