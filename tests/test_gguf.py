@@ -102,3 +102,96 @@ def test_export_refuses_bad_input_before_any_work(tmp_path):
         app, ["export", str(tmp_path), "--out", str(tmp_path / "m"), "--format", "onnx"]
     )
     assert result.exit_code == 2 and "unknown --format" in result.output
+
+
+def _write(path, tensors: dict, kind=None, file_type=None):
+    """A GGUF file of `tensors` ({name: float32 array}), quantized to `kind` by the gguf
+    package's numpy port of llama.cpp's quantizer (None: F32), plus a 1-D norm left in F32."""
+    writer = gguf.GGUFWriter(str(path), "llama")
+    if file_type is not None:
+        writer.add_file_type(file_type)
+    for name, weights in tensors.items():
+        if kind is None:
+            writer.add_tensor(name, weights)
+        else:
+            writer.add_tensor(name, gguf.quants.quantize(weights, kind), raw_dtype=kind)
+    writer.add_tensor("output_norm.weight", np.ones(32, np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """Two models' weights (the second a small change of the first) as Q8_0 and F32 files."""
+    w0 = {f"blk.{i}.ffn_up.weight": _weights(16, 64, seed=i) for i in range(2)}
+    rng = np.random.default_rng(9)
+    w1 = {n: w + 0.02 * rng.standard_normal(w.shape).astype(np.float32) for n, w in w0.items()}
+    files = {}
+    for label, weights in (("a", w0), ("b", w1)):
+        files[label] = _write(tmp_path / f"{label}.gguf", weights, T.Q8_0, file_type=7)
+        files[label, "fp"] = _write(tmp_path / f"{label}-f32.gguf", weights)
+    return files, w0, w1
+
+
+def test_file_analysis_figures_from_the_files_codes(pair):
+    """Overlap of the codes the files hold, and survival against the F32 files' weights, equal
+    the gguf package's own dequantized values' by hand."""
+    from quail.gguf.read import analyze_files
+
+    files, w0, w1 = pair
+    result = analyze_files(files["a"], files["b"], files["a", "fp"], files["b", "fp"])
+    assert result.spec == "gguf-q8_0" and result.layer_selection.startswith("every quantized")
+    inner = norm = 0.0
+    for row in result.layers:
+        name = row["name"]
+        q0, q1 = (gguf.quants.quantize(w[name], T.Q8_0) for w in (w0, w1))
+        same = (q0.reshape(-1, 34)[:, 2:] == q1.reshape(-1, 34)[:, 2:]).mean()
+        assert row["bucket_overlap"] == pytest.approx(same, abs=1e-12) and 0 < same < 1
+        change = (w1[name] - w0[name]).astype(np.float64)
+        kept = gguf.quants.dequantize(q1, T.Q8_0) - gguf.quants.dequantize(q0, T.Q8_0)
+        dot, sq = float((kept * change).sum()), float((change * change).sum())
+        assert row["update_survival"] == pytest.approx(dot / sq, rel=1e-5)
+        assert row["spec"] == "gguf-q8_0" and row["fixed_scale_overlap"] > 0
+        inner, norm = inner + dot, norm + sq
+    assert [row["name"] for row in result.layers] == list(w0)  # the F32 norm left out
+    assert result.summary["update_survival"] == pytest.approx(inner / norm, rel=1e-5)
+    codes_only = analyze_files(files["a"], files["b"])
+    assert codes_only.summary["bucket_overlap"] == result.summary["bucket_overlap"]
+    assert codes_only.summary["update_survival"] is None
+    assert codes_only.summary["fixed_scale_overlap"] is None
+
+
+def test_cli_analyze_of_files_and_its_one_line_errors(pair, tmp_path):
+    files, w0, _ = pair
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(app, ["analyze", *map(str, args)], env={"COLUMNS": "200"})
+
+    result = run(files["a"], files["b"], "--json", tmp_path / "out.json")
+    assert result.exit_code == 0, result.output
+    assert "bucket overlap" in result.output and "--original-fp" in result.output
+    fp = ("--original-fp", files["a", "fp"], "--unlearned-fp", files["b", "fp"])
+    result = run(files["a"], files["b"], *fp)
+    assert result.exit_code == 0 and "update survival" in result.output, result.output
+    (tmp_path / "notes.txt").write_text("not a model")
+    other_type = _write(tmp_path / "c.gguf", w0, T.Q4_0)
+    one_tensor = _write(tmp_path / "d.gguf", dict(list(w0.items())[:1]), T.Q8_0)
+    for args, message in [
+        ((tmp_path / "notes.txt", files["b"]), "is not a GGUF file"),
+        ((files["a"], other_type), "is Q8_0 in"),
+        ((files["a"], one_tensor), "has no quantized tensor blk.1.ffn_up.weight"),
+        ((files["a", "fp"], files["b", "fp"]), "holds no quantized tensors"),
+        ((files["a"], tmp_path), "not one of each"),
+        ((files["a"], files["b"], "--quant", "int4"), "drop --quant"),
+        ((files["a"], files["b"], "--original-fp", files["a", "fp"]), "or neither"),
+        ((files["a"], files["b"], "--original-fp", one_tensor, "--unlearned-fp", one_tensor),
+         "holds no F32 or F16 tensor blk.0.ffn_up.weight"),
+        ((tmp_path, tmp_path), "give --quant SPEC"),
+    ]:  # fmt: skip
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and len(result.output.strip().splitlines()) == 1

@@ -7,6 +7,7 @@ converter reads Llama tokenizers with it) and without llama.cpp's converter on t
 """
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -39,7 +40,7 @@ from quail.gguf import GGUF_TYPES, export_gguf  # noqa: E402
 from quail.gguf.blocks import unpack  # noqa: E402
 from quail.gguf.ggml import dequantize_rows, quantize_rows  # noqa: E402
 from quail.gguf.llamacpp import quantize_file  # noqa: E402
-from quail.gguf.read import compare_files, file_codes  # noqa: E402
+from quail.gguf.read import analyze_files, file_codes  # noqa: E402
 from quail.gguf.runtime import GgufModel  # noqa: E402
 from quail.quant import parse_spec, quantize_tensor  # noqa: E402
 
@@ -232,35 +233,75 @@ def test_k_quant_specs_per_tensor_follow_llama_cpp_fallback(
     assert torch.equal(per_tensor.dequantize(), from_file.dequantize())
 
 
-def test_file_comparison_agrees_with_per_tensor_analysis(folder, tmp_path):
-    """Two models exported by llama.cpp, compared on the codes their files hold, give the
-    bucket overlap and update survival quail's analysis computes per tensor on the folders."""
+def _changed_copy(folder, out, **sizes):
+    """The folder's model (resized by `sizes`, weights redrawn) and a slightly changed copy
+    of it, saved with the folder's tokenizer: an original and its "unlearned" model."""
     path, model, tokenizer = folder
-    changed = tiny_llama(0, vocab_size=len(tokenizer), max_position_embeddings=64)
+    if sizes:
+        model = tiny_llama(1, vocab_size=len(tokenizer), max_position_embeddings=64, **sizes)
+    changed = tiny_llama(0, vocab_size=len(tokenizer), max_position_embeddings=64, **sizes)
     changed.load_state_dict(model.state_dict())
     with torch.no_grad():
         for p in changed.parameters():
             p.add_(torch.randn_like(p) * p.abs().mean() * 0.05)
-    other = tmp_path / "changed"
-    changed.save_pretrained(other)
-    tokenizer.save_pretrained(other)
+    for name, m in (("original", model), ("changed", changed)):
+        m.save_pretrained(out / name)
+        tokenizer.save_pretrained(out / name)
+    return out / "original", out / "changed"
+
+
+def test_file_analysis_agrees_with_per_tensor_analysis(folder, tmp_path):
+    """Two models exported by llama.cpp, analysed on the codes their files hold, give the
+    bucket overlaps and update survival quail's analysis computes per tensor on the folders."""
+    path, other = _changed_copy(folder, tmp_path)
     files = {}
     for label, source in (("a", path), ("b", other)):
         for kind in ("F32", "Q4_0"):
             files[label, kind] = export_gguf(source, tmp_path / f"{label}-{kind}.gguf", kind, print)
-    compared = compare_files(
+    compared = analyze_files(
         files["a", "Q4_0"], files["b", "Q4_0"], files["a", "F32"], files["b", "F32"]
     )
     per_tensor = analyze(path, other, "gguf-q4_0")
     ours = {row["name"]: row for row in per_tensor.layers}
     names = {"ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj", "attn_v": "self_attn.v_proj"}
     checked = 0
-    for row in compared["layers"]:
+    for row in compared.layers:
         block, index, kind = (row["name"].split(".") + ["", ""])[:3]
         if block == "blk" and kind in names:
             mine = ours[f"model.layers.{index}.{names[kind]}"]
-            assert row["bucket_overlap"] == pytest.approx(mine["bucket_overlap"], abs=1e-12)
+            for figure in ("bucket_overlap", "fixed_scale_overlap", "half_step_fraction"):
+                assert row[figure] == pytest.approx(mine[figure], abs=1e-12)
             assert row["update_survival"] == pytest.approx(mine["update_survival"], rel=1e-4)
             checked += 1
     assert checked == 6
-    assert 0 < compared["summary"]["bucket_overlap"] < 1
+    assert 0 < compared.summary["bucket_overlap"] < 1
+
+
+def test_cli_analyze_reads_k_quant_files_against_the_folders(folder, tmp_path):
+    """Rows of 256 hold K-quant super-blocks: a Q4_K_M file's ffn_down is Q4_K or Q6_K. The
+    CLI reads the files' codes; given the model folders it converts them to F32 for the
+    weights, and survival per tensor is the gguf package's dequantized values' by hand."""
+    path, other = _changed_copy(folder, tmp_path, intermediate_size=256)
+    a, b = (export_gguf(s, tmp_path / f"{s.name}.gguf", "Q4_K_M", print) for s in (path, other))
+    out = tmp_path / "analysis.json"
+    args = ["analyze", str(a), str(b), "--original-fp", str(path), "--unlearned-fp", str(other)]
+    result = CliRunner().invoke(app, [*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    written = json.loads(out.read_text())
+    assert written["spec"] == "gguf-q4_k_m"
+    types = {row["name"]: row["spec"] for row in written["layers"]}
+    assert types["blk.0.ffn_down.weight"] in ("gguf-q4_k", "gguf-q6_k")
+    assert "gguf-q4_k" in types.values()
+    f32 = {s: export_gguf(s, tmp_path / f"{s.name}-f32.gguf", "F32", print) for s in (path, other)}
+    for row in written["layers"]:
+        if row["spec"] not in ("gguf-q4_k", "gguf-q6_k"):
+            continue
+        (q0, _), (q1, _) = (_tensor(f, row["name"]) for f in (a, b))
+        (w0, _), (w1, _) = (_tensor(f32[s], row["name"]) for s in (path, other))
+        kept = gguf.quants.dequantize(q1.data, q1.tensor_type) - gguf.quants.dequantize(
+            q0.data, q0.tensor_type
+        )
+        change = np.asarray(w1.data, np.float64) - np.asarray(w0.data, np.float64)
+        expected = float((kept * change).sum() / (change * change).sum())
+        assert row["update_survival"] == pytest.approx(expected, rel=1e-4)
+        assert 0 < row["bucket_overlap"] < 1

@@ -220,35 +220,69 @@ def export(
 @app.command()
 @fail_cleanly
 def analyze(
-    original_dir: Annotated[Path, typer.Argument(help="The original model folder.")],
-    unlearned_dir: Annotated[Path, typer.Argument(help="The unlearned model folder.")],
-    quant: Annotated[str, typer.Option("--quant", help="Spec: int8, int4, nf4, rtn-int4-g128...")],
+    original: Annotated[Path, typer.Argument(help="The original model folder, or GGUF file.")],
+    unlearned: Annotated[Path, typer.Argument(help="The unlearned model folder, or GGUF file.")],
+    quant: Annotated[
+        str | None,
+        typer.Option("--quant", help="Spec: int8, int4, nf4, rtn-int4-g128... (folders)"),
+    ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
     include_lm_head: Annotated[bool, typer.Option(help="Analyse the output layer too.")] = False,
     include_embeddings: Annotated[bool, typer.Option(help="Analyse embeddings too.")] = False,
+    original_fp: Annotated[
+        Path | None,
+        typer.Option(help="GGUF files: the original's fp weights (folder or F32 file)."),
+    ] = None,
+    unlearned_fp: Annotated[
+        Path | None, typer.Option(help="GGUF files: the unlearned fp weights (folder or F32 file).")
+    ] = None,
 ) -> None:
-    """Bucket overlap, weight changes and update survival of an unlearned model under a spec
-    (definitions and JSON schema: docs/ANALYSIS.md)."""
+    """Bucket overlap, weight changes and update survival of an unlearned model under a spec,
+    or of two GGUF files on the codes they hold (definitions and JSON schema: docs/ANALYSIS.md)."""
     from quail.analysis import analyze as analyze_models
     from quail.analysis.table import layer_table, summary_line
     from quail.io import atomic_write_json, check_output_file
 
+    files = _gguf_pair(original, unlearned, quant, include_lm_head or include_embeddings)
+    if not files and (original_fp or unlearned_fp):
+        raise QuailError("--original-fp/--unlearned-fp go with two GGUF files: drop them")
+    if not files and quant is None:
+        raise QuailError("give --quant SPEC (e.g. int4) for model folders, or two GGUF files")
     if json_path is not None:
         check_output_file(json_path, "--json")
-    with console.status(f"analysing {unlearned_dir} against {original_dir}") as status:
-        result = analyze_models(
-            original_dir,
-            unlearned_dir,
-            quant,
-            include_lm_head,
-            include_embeddings,
-            progress=lambda name, done, total: status.update(f"analysed {name} ({done}/{total})"),
-        )
+    with console.status(f"analysing {unlearned} against {original}") as status:
+
+        def progress(name: str, done: int, total: int) -> None:
+            status.update(f"analysed {name} ({done}/{total})")
+
+        if files:
+            from quail.gguf.read import analyze_files
+
+            result = analyze_files(original, unlearned, original_fp, unlearned_fp, progress)
+        else:
+            result = analyze_models(
+                original, unlearned, quant, include_lm_head, include_embeddings, progress
+            )
     console.print(layer_table(result))
     console.print(summary_line(result), highlight=False)
     if json_path is not None:
         atomic_write_json(json_path, result.to_dict())
         console.print(f"wrote {json_path}")
+
+
+def _gguf_pair(original: Path, unlearned: Path, quant, include: bool) -> bool:
+    """Whether `quail analyze` compares two GGUF files (files, not model folders), which
+    name their own types and hold every quantized tensor."""
+    files = [path.is_file() for path in (original, unlearned)]
+    if files[0] != files[1]:
+        raise QuailError(
+            "compare two model folders (with --quant) or two GGUF files, not one of each"
+        )
+    if files[0] and quant is not None:
+        raise QuailError("GGUF files hold their own types: drop --quant")
+    if files[0] and include:
+        raise QuailError("GGUF files are analysed whole: drop --include-lm-head/-embeddings")
+    return files[0]
 
 
 @app.command()
@@ -273,6 +307,7 @@ def evaluate(
     from quail.data.files import load_file_sets
     from quail.evaluate import evaluate as evaluate_under
     from quail.evaluate import load_eval_data, load_file_eval_data
+    from quail.evaluate.fidelity import fp_reference
     from quail.evaluate.suite import load_claim_file_eval_data
     from quail.io import atomic_write_json, check_output_file
     from quail.models import check_finite, load_model, load_tokenizer
@@ -309,7 +344,6 @@ def evaluate(
             if spec != "fp" and reference is None:  # the fidelity metrics' fp side, once
                 reference = fp_reference(model, tokenizer, eval_data)
             results.update(evaluate_under(model, eval_data, [spec], tokenizer, reference=reference))
-    from quail.evaluate.fidelity import fp_reference
     table = Table("metric", *specs, title=f"{model_dir}")
     names = dict.fromkeys(  # numbers, not the per-probe scores; fp has no fidelity metrics
         name for scores in results.values() for name, v in scores.items() if not isinstance(v, dict)
@@ -320,6 +354,10 @@ def evaluate(
     if json_path is not None:
         atomic_write_json(json_path, {"model": str(model_dir), "results": results})
         console.print(f"wrote {json_path}")
+
+
+def _number(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 @app.command("unlearn")
@@ -355,10 +393,6 @@ def unlearn_command(
     """Unlearn the forget set of --data from --model; writes a model folder and run.json
     (settings: docs/UNLEARN.md). --method and --quant override --config; key=value wins."""
     import torch
-
-def _number(value) -> str:
-    return "–" if value is None else f"{value:.3f}"
-
 
     from quail.data import load_claim_sets, load_unlearning_sets, verify_data_folder
     from quail.data.files import load_file_sets

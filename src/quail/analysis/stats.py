@@ -19,6 +19,7 @@ from quail.quant import QuantSpec, quantize_tensor
 @dataclass
 class ChangeStats:
     elements: int = 0
+    weighed: int = 0  # elements whose weights are known (all but GGUF codes read without them)
     same_bucket: int = 0  # each tensor quantized with its own scales
     same_bucket_fixed: int = 0  # W1 quantized with W0's scales
     changed: int = 0  # W1 != W0
@@ -45,6 +46,7 @@ class ChangeStats:
         """`add` in one compiled pass (quail.analysis.fused): the reference RTN specs."""
         figures = fused.change_sums(w0, w1, spec, self.abs_change, self.half_steps, DROPPED_BITS)
         self.elements += w0.numel()
+        self.weighed += w0.numel()
         for name in (*fused.SUMS, *fused.COUNTS):
             setattr(self, name, getattr(self, name) + figures[name])
         for name in fused.MAXIMA:
@@ -56,8 +58,18 @@ class ChangeStats:
         q0 = quantize_tensor(w0, spec)
         q1 = quantize_tensor(w1, spec)
         fixed = quantize_tensor(w1, spec, like=q0)  # reuses q0's scales: no new absmax pass
+        self.add_codes(q0, q1, w0, w1, fixed)
+
+    def add_codes(self, q0, q1, w0=None, w1=None, fixed=None) -> None:
+        """Account for the codes q0, q1 of a weight pair, quantized by `add_torch` or elsewhere
+        (a GGUF file's, quail.gguf.read). Without the float32 weights w0, w1 they came from only
+        bucket overlap is known; with them, `fixed` is w1 rounded on q0's scales."""
         buckets0 = q0.buckets
+        self.elements += math.prod(q0.shape)
         self.same_bucket += int(torch.count_nonzero(buckets0 == q1.buckets))
+        if w0 is None:
+            return
+        self.weighed += w0.numel()
         self.same_bucket_fixed += int(torch.count_nonzero(buckets0 == fixed.buckets))
 
         change = (w1 - w0).reshape(-1)
@@ -69,7 +81,6 @@ class ChangeStats:
         self.original_sq += torch.dot(flat0, flat0).item()
 
         abs_change = change.abs_()
-        self.elements += abs_change.numel()
         self.changed += int(torch.count_nonzero(abs_change))
         self.abs_change_sum += abs_change.sum().item()
         self.abs_change_max = max(self.abs_change_max, abs_change.max().item())
@@ -82,7 +93,7 @@ class ChangeStats:
 
     def merge(self, other: "ChangeStats") -> None:
         for name in (
-            "elements", "same_bucket", "same_bucket_fixed", "changed", "half_step",
+            "elements", "weighed", "same_bucket", "same_bucket_fixed", "changed", "half_step",
             "abs_change_sum", "change_sq", "original_sq", "quantized_change_sq", "inner",
         ):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -93,27 +104,28 @@ class ChangeStats:
 
     def figures(self, histogram: bool = False) -> dict:
         """The documented per-layer / summary fields (docs/ANALYSIS.md); None where undefined.
-        With `histogram`, a coarse histogram of the change in half steps, for plots."""
-        n = self.elements
+        With `histogram`, a coarse histogram of the change in half steps, for plots. Figures
+        of the weights are None where only codes were given."""
+        n, w = self.elements, self.weighed
         return {
             "elements": n,
             "bucket_overlap": _ratio(self.same_bucket, n),
-            "fixed_scale_overlap": _ratio(self.same_bucket_fixed, n),
-            "changed_fraction": _ratio(self.changed, n),
-            "half_step_fraction": _ratio(self.half_step, n),
+            "fixed_scale_overlap": _ratio(self.same_bucket_fixed, w),
+            "changed_fraction": _ratio(self.changed, w),
+            "half_step_fraction": _ratio(self.half_step, w),
             "relative_change_norm": _sqrt(_ratio(self.change_sq, self.original_sq)),
             "update_survival": _ratio(self.inner, self.change_sq),
             "update_cosine": _ratio(
                 self.inner, math.sqrt(self.change_sq * self.quantized_change_sq)
             ),
             "abs_change": {
-                "mean": _ratio(self.abs_change_sum, n),
+                "mean": _ratio(self.abs_change_sum, w),
                 **self.abs_change.quantiles(),
-                "max": self.abs_change_max if n else None,
+                "max": self.abs_change_max if w else None,
             },
             "change_in_half_steps": {
                 **self.half_steps.quantiles(),
-                "max": self.half_steps_max if n else None,
+                "max": self.half_steps_max if w else None,
                 **({"histogram": self.half_steps.coarse()} if histogram else {}),
             },
         }

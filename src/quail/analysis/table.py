@@ -46,6 +46,12 @@ def cells(figures: dict) -> list[str]:
 
 def summary_line(result: AnalysisResult) -> str:
     s = result.summary
+    if s["fixed_scale_overlap"] is None:  # GGUF codes without the weights they came from
+        return (
+            f"{result.spec}: bucket overlap {s['bucket_overlap']:.5f} over {s['elements']:,} "
+            f"weights in {result.counts['layers']} tensors (the other figures need the fp "
+            "weights: --original-fp, --unlearned-fp)"
+        )
     survival = s["update_survival"]
     survival = "undefined (no change)" if survival is None else f"{survival:.3f}"
     return (

@@ -14,7 +14,7 @@ import torch
 from quail.errors import QuailError
 from quail.gguf.blocks import unpack
 from quail.gguf.ggml import quantize_rows
-from quail.gguf.types import gguf_type, tensor_grid
+from quail.gguf.types import TensorGrid, gguf_type, tensor_grid
 from quail.quant.spec import QuantSpec
 from quail.quant.tensor import QuantizedTensor
 
@@ -22,9 +22,8 @@ from quail.quant.tensor import QuantizedTensor
 def codes(
     weight: torch.Tensor, spec: QuantSpec, like: QuantizedTensor | None = None
 ) -> QuantizedTensor:
-    """llama.cpp's codes of `weight`; with `like`, `weight` rounded to nearest on `like`'s
-    stored scales and zeros (the fixed grid), codes clamped to the type's signed or unsigned
-    range (±2^(b−1) for signed grids, whose sign quail folds into the codes)."""
+    """llama.cpp's codes of `weight`; with `like`, `weight` rounded on `like`'s scales
+    (`round_on`)."""
     if spec.method != "rtn":
         raise QuailError(
             f"{spec.name} stores floats, not integer codes: it has no buckets to analyse; use "
@@ -43,13 +42,7 @@ def codes(
                 f"cannot reuse the scales of a {tuple(like.shape)} tensor under {like.spec} for "
                 f"a {tuple(weight.shape)} tensor under {spec}: shapes and specs must match"
             )
-        groups = rows.reshape(-1, grid.group)
-        shifted = groups if like.zero is None else groups - like.zero
-        half = 2 ** (grid.bits - 1)
-        low, high = (-half, half) if grid.symmetric else (0, 2 * half - 1)
-        group_codes = torch.round(shifted / like.scale).clamp_(low, high)
-        group_codes = group_codes.to(torch.int8 if grid.symmetric else torch.uint8)
-        return QuantizedTensor(spec, weight.shape, 0, group_codes, like.scale, like.zero)
+        return round_on(rows, like, grid)
     blocks = quantize_rows(rows.numpy(), tensor_type)
     per_block = blocks.shape[1] // (rows.shape[1] // grid.block)
     group_codes, scale, zero = unpack(blocks.reshape(-1, per_block), grid.name)
@@ -61,6 +54,19 @@ def codes(
         torch.from_numpy(scale),
         None if zero is None else torch.from_numpy(np.ascontiguousarray(zero)),
     )
+
+
+def round_on(weight: torch.Tensor, like: QuantizedTensor, grid: TensorGrid) -> QuantizedTensor:
+    """float32 `weight` rounded to nearest on `like`'s stored scales and zeros (the fixed grid),
+    codes clamped to the grid's signed or unsigned range (±2^(b−1) for signed grids, whose
+    sign quail folds into the codes)."""
+    groups = weight.reshape(-1, grid.group)
+    shifted = groups if like.zero is None else groups - like.zero
+    half = 2 ** (grid.bits - 1)
+    low, high = (-half, half) if grid.symmetric else (0, 2 * half - 1)
+    group_codes = torch.round(shifted / like.scale).clamp_(low, high)
+    group_codes = group_codes.to(torch.int8 if grid.symmetric else torch.uint8)
+    return QuantizedTensor(like.spec, like.shape, 0, group_codes, like.scale, like.zero)
 
 
 def convert(linear, spec: QuantSpec):
