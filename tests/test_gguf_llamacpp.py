@@ -6,6 +6,7 @@ converter reads Llama tokenizers with it) and without llama.cpp's converter on t
 (`$QUAIL_LLAMA_CPP`, or the copy `quail export` fetches into the cache): nothing is downloaded.
 """
 
+import copy
 import io
 import json
 
@@ -36,7 +37,7 @@ from quail.analysis import analyze  # noqa: E402
 from quail.cli import app  # noqa: E402
 from quail.data.examples import Example  # noqa: E402
 from quail.evaluate import EvalData, evaluate  # noqa: E402
-from quail.gguf import GGUF_TYPES, export_gguf  # noqa: E402
+from quail.gguf import GGUF_TYPES, converted, export_gguf  # noqa: E402
 from quail.gguf.blocks import unpack  # noqa: E402
 from quail.gguf.ggml import dequantize_rows, quantize_rows  # noqa: E402
 from quail.gguf.llamacpp import quantize_file  # noqa: E402
@@ -187,6 +188,28 @@ def test_evaluate_runs_the_probes_inside_llama_cpp(folder):
     assert f32["ppl_retain"] == pytest.approx(fp["ppl_retain"], rel=1e-4)
     assert q4["ppl_retain"] != f32["ppl_retain"]
     assert q4["ppl_retain"] == pytest.approx(fp["ppl_retain"], rel=0.2)
+
+
+def test_gguf_specs_of_one_model_share_one_conversion(folder, monkeypatch):
+    """The converter runs once for every type of one model, across calls; a model changed in
+    place is converted again; a type quantized from the kept file scores as from a fresh one."""
+    _, model, tokenizer = folder
+    converted.forget()
+    calls = []
+    real = converter.convert
+    monkeypatch.setattr(converter, "convert", lambda *args: calls.append(args) or real(*args))
+    data = EvalData(passages={"retain": PASSAGES})
+    first = evaluate(model, data, ["gguf-f32", "gguf-q8_0"], tokenizer)
+    evaluate(model, data, ["gguf-q4_0"], tokenizer)
+    assert len(calls) == 1
+    changed = copy.deepcopy(model)
+    with torch.no_grad():
+        changed.model.layers[0].mlp.up_proj.weight[0, 0] += 1
+    moved = evaluate(changed, data, ["gguf-q8_0"], tokenizer)
+    assert len(calls) == 2 and moved["gguf-q8_0"] != first["gguf-q8_0"]
+    converted.forget()
+    fresh = evaluate(model, data, ["gguf-q8_0"], tokenizer)
+    assert len(calls) == 3 and fresh["gguf-q8_0"] == first["gguf-q8_0"]
 
 
 def test_cli_export_writes_the_file_whole(folder, tmp_path):

@@ -17,7 +17,9 @@ import numpy as np
 import torch
 
 from quail.errors import QuailError
-from quail.gguf.llamacpp import llama_cpp, llama_log
+from quail.gguf.converted import f32_file
+from quail.gguf.llamacpp import llama_cpp, llama_log, quantize_file
+from quail.gguf.types import gguf_type
 
 MAX_CONTEXT = 2048  # llama.cpp keeps n_ctx × vocabulary logits; longer texts are refused
 
@@ -109,15 +111,17 @@ class GgufModel:
 
 def export_and_load(model, tokenizer, type_name: str, log=lambda line: None) -> GgufModel:
     """An in-memory model (and its tokenizer) written as a GGUF file of `type_name` by
-    llama.cpp's converter and quantizer, opened in llama.cpp. The files live in a temporary
-    folder that is gone once llama.cpp has read the model into memory."""
-    from quail.gguf.export import export_gguf
-
+    llama.cpp's converter (once per model: quail.gguf.converted) and quantizer, opened in
+    llama.cpp. The quantized file lives in a temporary folder that is gone once llama.cpp has
+    opened it."""
+    kind = gguf_type(type_name)
+    llama_cpp()  # a missing build is one line, before any work
+    f32 = f32_file(model, tokenizer, log)
+    if kind.name == "F32":
+        return GgufModel(f32)
     tmp = Path(tempfile.mkdtemp(prefix="quail-gguf-"))
     try:
-        model.save_pretrained(tmp / "model", safe_serialization=True)
-        tokenizer.save_pretrained(tmp / "model")
-        path = export_gguf(tmp / "model", tmp / "model.gguf", type_name, progress=log)
-        return GgufModel(path)
+        quantize_file(f32, tmp / f"model-{kind.name}.gguf", kind.ftype)
+        return GgufModel(tmp / f"model-{kind.name}.gguf")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
