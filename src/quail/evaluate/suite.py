@@ -14,6 +14,9 @@ Metric names (all higher = the model knows/does more), as in results.json:
 | `ppl_retain` | perplexity on retain passages (lower is better) |
 | `ppl_general` | perplexity on held-out general text, never trained on (lower is better) |
 | `acc_claims_forget`, `acc_claims_retain`, `acc_claims_test` | claims task accuracy |
+
+`quail.evaluate.evaluate` adds, under every spec but fp, `kld_*`, `top1_*` and `ppl_ratio_*`:
+fidelity to the same model at fp (quail.evaluate.fidelity).
 """
 
 import random
