@@ -1,8 +1,10 @@
 """`quail run` at toy size: every file with its documented schema, resumable, and a report
 that a headless browser opens with every image loaded."""
 
+import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from quail.base.tokenizer import train_tokenizer
 from quail.cli import app
 from quail.data import build_dataset, load_passages, load_qa
 from quail.errors import QuailError
+from quail.report.plots import layer_label
 from quail.study import load_study_config, report_study, run_study, study_config
 
 CONFIG = """
@@ -93,9 +96,9 @@ def test_every_file_is_written_with_the_documented_schema(study):
     plots = sorted(p.name for p in (out / "plots").iterdir())
     assert plots == [
         f"change_histogram_{SPEC}.png",
-        "forget_by_precision.png",
         "frontier.png",
         f"layer_overlap_{SPEC}.png",
+        "recovery.png",
     ]
     table = (out / "results.md").read_text()
     assert f"| quail-m1 | {SPEC} |" in table and "Bucket overlap" in table
@@ -190,6 +193,28 @@ def test_report_is_self_contained(study):
     page = (out / "report.html").read_text()
     assert "http://" not in page and "https://" not in page
     assert page.count("data:image/png;base64,") == 4
+
+
+def test_every_image_is_linked_and_the_recovery_heatmap_leads(study):
+    """results.md links each plot, report.html inlines each byte for byte; both pages show the
+    recovery heatmap before any table."""
+    out, _ = study
+    markdown, page = (out / "results.md").read_text(), (out / "report.html").read_text()
+    linked = re.findall(r"!\[[^\]]*\]\((plots/[^)]+)\)", markdown)
+    assert sorted(linked) == sorted(f"plots/{p.name}" for p in (out / "plots").iterdir())
+    assert linked[0] == "plots/recovery.png"
+    assert markdown.index(linked[0]) < markdown.index("\n| ")
+    inlined = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', page)
+    assert sorted(alt for alt, _ in inlined) == sorted(p.stem for p in (out / "plots").iterdir())
+    assert inlined[0][0] == "recovery" and page.index("<img") < page.index("<table")
+    for alt, data in inlined:
+        assert base64.b64decode(data) == (out / "plots" / f"{alt}.png").read_bytes()
+
+
+def test_layers_are_labelled_by_block_and_module():
+    assert layer_label("model.layers.3.self_attn.q_proj") == "3.q_proj"
+    assert layer_label("blk.12.ffn_up.weight") == "12.ffn_up"  # a GGUF file's tensor
+    assert layer_label("lm_head") == "lm_head"
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")

@@ -32,23 +32,27 @@ def summary_markdown(results: dict) -> str:
 
 
 def write_report(results: dict, out_dir) -> dict[str, Path]:
-    """Write results.md, plots/*.png and report.html into `out_dir`; return their paths."""
+    """Write results.md, plots/*.png and report.html into `out_dir`; return their paths. Both
+    pages lead with the recovery heatmap, when there is one."""
     out_dir = Path(out_dir)
     plot_dir = out_dir / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)
-    images = [plots.forget_by_precision(results, plot_dir / "forget_by_precision.png")]
-    frontier = plots.frontier(results, plot_dir / "frontier.png")
-    images += [frontier] if frontier else []
+    lead = plots.recovery_heatmap(results, plot_dir / "recovery.png")
+    figures = [plots.frontier(results, plot_dir / "frontier.png")]
     for spec in results["analysis_specs"]:
         slug = spec.replace("/", "_")
-        images.append(plots.layer_overlap(results, spec, plot_dir / f"layer_overlap_{slug}.png"))
-        images.append(
+        figures.append(plots.layer_overlap(results, spec, plot_dir / f"layer_overlap_{slug}.png"))
+        figures.append(
             plots.change_histogram(results, spec, plot_dir / f"change_histogram_{slug}.png")
         )
+    figures = [path for path in figures if path is not None]
     notes = report_notes(results)
     markdown = f"# quail study: {results.get('name', '')}\n\n" + "".join(f"- {n}\n" for n in notes)
+    markdown += f"\n![{lead.stem}](plots/{lead.name})\n" if lead else ""
     markdown += summary_markdown(results)
     markdown += "\n## All metrics\n\n" + markdown_table(results)
+    markdown += "\n## Figures\n\n" + "".join(f"![{p.stem}](plots/{p.name})\n" for p in figures)
     atomic_write_text(out_dir / "results.md", markdown)
-    atomic_write_text(out_dir / "report.html", render_html(results, images, notes))
+    atomic_write_text(out_dir / "report.html", render_html(results, notes, lead, figures))
+    images = [lead, *figures] if lead else figures
     return {"markdown": out_dir / "results.md", "html": out_dir / "report.html", "plots": images}

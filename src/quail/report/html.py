@@ -24,24 +24,28 @@ def _table(table_id: str, headers: list[str], rows: list[list[str]]) -> str:
     return f"<table id='{table_id}'><tr>{head}</tr>{body}</table>"
 
 
-def render_html(results: dict, images: list[Path], notes: list[str]) -> str:
-    figures = "".join(
-        f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
-        f'{base64.b64encode(p.read_bytes()).decode()}"></figure>'
-        for p in images
+def _figure(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (
+        f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"></figure>'
     )
+
+
+def render_html(results: dict, notes: list[str], lead: Path | None, figures: list[Path]) -> str:
+    """The page: notes, the `lead` figure (the recovery heatmap), the tables, the figures."""
     items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     title = html.escape(f"quail study: {results.get('name', '')}")
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
         f"<style>{STYLE}</style></head><body><h1>{title}</h1>"
         f"<ul>{items}</ul>"
+        f"{_figure(lead) if lead else ''}"
         f"<h2>{html.escape(results['headline_metric'])} by precision (recovery)</h2>"
         f"{_table('pivot', *pivot_rows(results))}"
         f"<h2>{html.escape(utility_metric(results))} by precision</h2>"
         f"{_table('utility', *pivot_rows(results, utility_metric(results)))}"
         f"<h2>All metrics</h2>{_table('results', *table_rows(results))}"
-        f"<h2>Figures</h2>{figures}"
+        f"<h2>Figures</h2>{''.join(_figure(p) for p in figures)}"
         f"<h2>Configuration</h2><pre>{html.escape(results.get('config_yaml', ''))}</pre>"
         "</body></html>\n"
     )

@@ -42,7 +42,7 @@ def table_rows(results: dict) -> tuple[list[str], list[list[str]]]:
                 [name, spec]
                 + [_cell(values.get(key), d) for key, _, d in present]
                 + [
-                    _recovery_cell(recovery.get(spec, {}).get(headline)),
+                    recovery_cell(recovery.get(spec, {}).get(headline)),
                     _cell(summary.get("bucket_overlap"), 4),
                     _cell(summary.get("update_survival"), 2),
                 ]
@@ -50,7 +50,7 @@ def table_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-def _recovery_cell(entry) -> str:
+def recovery_cell(entry) -> str:
     if entry is None:
         return "–"
     return "undefined" if entry["value"] is None else f"{entry['value']:.2f}"
@@ -82,7 +82,7 @@ def pivot_rows(results: dict, metric: str | None = None) -> tuple[list[str], lis
             cell = _cell(metrics.get(spec, {}).get(metric), 2)
             entry = recovery.get(spec, {}).get(metric)
             if entry is not None:
-                cell += f" ({_recovery_cell(entry)})"
+                cell += f" ({recovery_cell(entry)})"
             row.append(cell)
         rows.append(row)
     return headers, rows
