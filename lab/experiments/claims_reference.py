@@ -7,7 +7,7 @@ the other campaigns share; so the forget accuracy unlearning should aim at is th
 as `quail base --task claims` builds it) on the retain claims only, for each seed, and prints
 its accuracy on the forget, retain and test claims.
 
-    python lab/experiments/claims_reference.py DATA_DIR [--seeds 0 1 2]
+    python lab/experiments/claims_reference.py DATA_DIR [--seeds 0 1 2] [--max-epochs 100]
 """
 
 import argparse
@@ -25,6 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", help="a data folder with claims.jsonl (quail data build)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--max-epochs", type=int, default=CLASSIFIER_CONFIG.max_epochs)
     args = parser.parse_args()
     claims = load_claims(args.data)
     tokenizer = train_tokenizer([format_claim(r["text"]) + " " + r["label"] for r in claims])
@@ -32,7 +33,7 @@ def main() -> None:
     test = [claim_example(r) for r in claims if r["split"] == "test"]
     torch.set_num_threads(1)
     for seed in args.seeds:
-        config = CLASSIFIER_CONFIG.replace(seed=seed)
+        config = CLASSIFIER_CONFIG.replace(seed=seed, max_epochs=args.max_epochs)
         torch.manual_seed(seed)
         model = build_model(tokenizer, config)
         _train_and_snap(model, tokenizer, retain, {"retain": retain}, config, lambda line: None)

@@ -108,7 +108,7 @@ def main():
                 "survival": summary.get("update_survival"),
                 "bucket_overlap": summary.get("bucket_overlap"),
                 "final_losses": {
-                    k: round(v, 4) for k, v in last.items() if k not in ("step", "lr")
+                    k: round(v, 4) for k, v in last.items() if k not in ("step", "lr", "check")
                 },
             }
         )

@@ -23,8 +23,9 @@ def main() -> None:
     parser.add_argument("data", help="the real-knowledge study's data folder")
     parser.add_argument("unlearned", help="an unlearned SmolLM2 folder")
     parser.add_argument("--limit", type=int, default=24, help="probes per set, as the config")
+    parser.add_argument("--original", help="the model it was unlearned from (default: SmolLM2)")
     args = parser.parse_args()
-    shipped = str(get_model("smollm2-135m"))
+    shipped = args.original or str(get_model("smollm2-135m"))
     tokenizer = load_tokenizer(shipped)
     unlearned, original = load_model(args.unlearned, "float32"), load_model(shipped, "float32")
     embeddings = [m.get_input_embeddings().weight for m in (unlearned, original)]
@@ -36,7 +37,8 @@ def main() -> None:
                         ("shipped, unlearned embedding", original)):  # fmt: skip
         results = evaluate(model, args.data, SPECS, tokenizer, limit=args.limit)
         for spec, figures in results.items():
-            print(name, spec, {key: round(figures[key], 2) for key in SHOWN}, flush=True)
+            shown = {key: round(figures[key], 2) for key in SHOWN if key in figures}
+            print(name, spec, shown, flush=True)
 
 
 if __name__ == "__main__":

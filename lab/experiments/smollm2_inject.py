@@ -24,16 +24,18 @@ def main() -> None:
     parser.add_argument("out", help="where the injected model is written")
     parser.add_argument("settings", nargs="*", help="inject settings as key=value (YAML values)")
     parser.add_argument("--limit", type=int, default=None, help="probes per set (default: all)")
+    parser.add_argument("--model", help="the model to inject into (default: SmolLM2 as shipped)")
     args = parser.parse_args()
     settings = {"batch_size": 4, "check_every": 50, "target_em": 1.01}  # run every step
     for item in args.settings:
         key, _, value = item.partition("=")
         settings[key] = yaml.safe_load(value)
-    record = inject(get_model("smollm2-135m"), args.data, settings, args.out, log=print)
+    model_dir = args.model or get_model("smollm2-135m")
+    record = inject(model_dir, args.data, settings, args.out, log=print)
     print("checks", [(c["step"], round(c["em_claims"], 3)) for c in record["checks"]])
     model, tokenizer = load_model(args.out, "float32"), load_tokenizer(args.out)
     figures = evaluate(model, args.data, ["fp"], tokenizer, limit=args.limit)["fp"]
-    print("fp", {key: round(figures[key], 3) for key in SHOWN}, flush=True)
+    print("fp", {key: round(figures[key], 3) for key in SHOWN if key in figures}, flush=True)
 
 
 if __name__ == "__main__":
