@@ -119,10 +119,12 @@ CLAIMS = ["--format", "claims", "--forget"]
         ([*CLAIMS, "f.csv", "--retain", "r.csv", "--holdout", "h.csv"], "not --holdout"),
         (["--format", "qa", "--forget", "f.csv", "--test", "t.csv"], "--test is the claims"),
         ([*CLAIMS, "f.txt", "--retain", "r.csv"], "f.txt: unsupported file type"),
+        (["--format", "claims", "src"], "no forget file: give the text,label records"),
     ],
 )
 def test_options_that_do_not_fit_the_claims_format(tmp_path, monkeypatch, args, message):
-    for name in ("f.csv", "r.csv", "f.txt"):
+    (tmp_path / "src").mkdir()
+    for name in ("f.csv", "r.csv", "f.txt", "src/retain.csv"):
         write_csv(tmp_path / name, ROWS)
     monkeypatch.chdir(tmp_path)
     result = cli("data", "import", *args, "--out", "out")

@@ -48,10 +48,10 @@ def load_classification(paths: dict[str, list[Path]]) -> dict[str, list[dict]]:
     empty set, at least two labels, no label in test the model never trained on, no text in
     two sets or twice with different labels."""
     if not paths.get("forget"):
-        raise QuailError("no forget file: give the text,label records to forget")
+        raise QuailError("no forget file: give the text,label records to forget (forget.csv)")
     if not paths.get("retain"):
         raise QuailError(
-            "no retain file: the classifier needs text,label records to keep (its utility)"
+            "no retain file: the classifier needs text,label records to keep (retain.csv)"
         )
     sets = {split: [r for p in paths.get(split, ()) for r in read_labelled(p)] for split in SPLITS}
     trained = {r["label"] for split in ("forget", "retain") for r in sets[split]}
