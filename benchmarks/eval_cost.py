@@ -38,8 +38,8 @@ def main() -> None:
 
     import torch
 
-    from quail.evaluate import calibration_texts, load_eval_data
-    from quail.evaluate.suite import metric_calls
+    from quail.evaluation import calibration_texts, load_eval_data
+    from quail.evaluation.suite import metric_calls
     from quail.models import load_model, load_tokenizer
     from quail.quant import load_quantized, parse_spec
 

@@ -32,7 +32,7 @@ from tokenizers.pre_tokenizers import Whitespace
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from quail.data.examples import Example
-from quail.unlearn import loop, unlearn
+from quail.unlearning import loop, unlearn
 
 RUNS = {
     "ga_gdr": {"method": "ga_gdr"},

@@ -20,8 +20,8 @@ from quail.base.snap import straight_through
 from quail.data.batches import collate, encode
 from quail.data.examples import Example
 from quail.quant import parse_spec
-from quail.unlearn.forward import forward
-from quail.unlearn.losses import nll
+from quail.unlearning.forward import forward
+from quail.unlearning.losses import nll
 
 GRID = "rtn-int4-g32"  # symmetric, so a model on it is a fixed point of quantizing exactly
 

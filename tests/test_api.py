@@ -2,6 +2,8 @@
 
 import importlib
 import pkgutil
+import subprocess
+import sys
 import types
 
 import torch
@@ -27,15 +29,15 @@ def tiny_pair():
 def test_the_entry_points_stay_plain_functions_once_every_engine_module_is_imported():
     """Importing a subpackage's module names the subpackage on `quail`; the API's names must
     still be the functions afterwards, and the registries reachable by import."""
-    for package in ("quail.unlearn", "quail.evaluate", "quail.analysis", "quail.study"):
+    for package in ("quail.unlearning", "quail.evaluation", "quail.analysis", "quail.study"):
         for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
             importlib.import_module(f"{package}.{module.name}")
-    from quail.evaluate import FORGET_METRICS
-    from quail.unlearn.methods import METHODS
+    from quail.evaluation import FORGET_METRICS
+    from quail.unlearning.methods import METHODS
 
     homes = {
-        "unlearn": "quail.unlearn.api",
-        "evaluate": "quail.evaluate",
+        "unlearn": "quail.unlearning.api",
+        "evaluate": "quail.evaluation",
         "analyze": "quail.analysis.compare",
         "quantize_model": "quail.quant.model",
         "run": "quail.study",
@@ -44,6 +46,14 @@ def test_the_entry_points_stay_plain_functions_once_every_engine_module_is_impor
         function = getattr(quail, name)
         assert isinstance(function, types.FunctionType) and function.__module__ == home, name
     assert "quail" in METHODS and "knowmem_forget" in FORGET_METRICS
+    assert set(quail.__all__) <= set(dir(quail))
+
+
+def test_importing_quail_or_its_command_does_not_import_torch():
+    """The functions are imported on first use, so `quail --help` starts without torch."""
+    check = "import quail, quail.cli, sys; assert 'torch' not in sys.modules, 'torch imported'"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_analyze_and_quantize_model_from_the_top_level():

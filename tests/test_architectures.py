@@ -18,11 +18,11 @@ import unlearn_tiny
 from arch_tiny import ARCHS, GRID
 from quail.analysis import analyze
 from quail.errors import QuailError
-from quail.evaluate import EvalData, evaluate
-from quail.evaluate.lm import greedy_continuations
+from quail.evaluation import EvalData, evaluate
+from quail.evaluation.lm import greedy_continuations
 from quail.quant import load_quantized, parse_spec, quantizable_modules, quantize_model
 from quail.quant.backends import backend_of
-from quail.unlearn import unlearn
+from quail.unlearning import unlearn
 
 SETTINGS = {"steps": 3, "lr": 1e-3, "batch_size": 4, "quant": GRID, "progress": False}
 # quail: one check after two steps; no utility floor, so the check cannot send it back to

@@ -118,7 +118,7 @@ def test_every_example_is_tested():
 
 
 def test_add_a_method():
-    from quail.unlearn import METHODS, losses
+    from quail.unlearning import METHODS, losses
 
     namespace = run_section("Add a method")
     result = namespace["result"]

@@ -19,7 +19,7 @@ from quail.data import (
     load_unlearning_sets,
 )
 from quail.errors import QuailError
-from quail.evaluate import load_eval_data
+from quail.evaluation import load_eval_data
 from quail.study import load_study_config, run_study
 from quail.zoo import convert_gguf
 

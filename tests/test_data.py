@@ -169,7 +169,7 @@ def test_a_duplicate_id_is_refused(copy, name):
 
 
 def test_heldout_general_text_is_optional_and_checked(copy):
-    from quail.evaluate import load_eval_data
+    from quail.evaluation import load_eval_data
 
     assert (
         load_heldout_general(copy) == [] and load_eval_data(copy).passages["heldout_general"] == []

@@ -201,7 +201,7 @@ def test_auto_takes_the_form_the_model_answers_best(tmp_path, monkeypatch):
     """choose_form asks the model in every form it can; a stand-in scorer answers few-shot
     prompts best, then chat, so the choice (and the availability of each form) is what is
     tested, not a model."""
-    from quail.evaluate import metrics
+    from quail.evaluation import metrics
 
     def scored(model, tokenizer, probes):
         prompt = probes[0].prompt

@@ -18,7 +18,7 @@ from quail.data import (
     verify_data_folder,
 )
 from quail.data.importers import ImportOptions, import_data, split_passages
-from quail.evaluate import load_eval_data
+from quail.evaluation import load_eval_data
 
 
 def jsonl(path, rows):

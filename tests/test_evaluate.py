@@ -10,13 +10,13 @@ from tokenizers import Regex, Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from quail.data.examples import Example
-from quail.evaluate.lm import (
+from quail.evaluation.lm import (
     greedy_continuations,
     length_batches,
     shared_prefix_length,
     token_logprobs,
 )
-from quail.evaluate.metrics import (
+from quail.evaluation.metrics import (
     first_line,
     knowledge,
     knowledge_sets,
@@ -25,8 +25,8 @@ from quail.evaluate.metrics import (
     privleak,
     verbatim,
 )
-from quail.evaluate.recovery import recovery
-from quail.evaluate.scoring import exact_match, roc_auc, rouge_l_f1
+from quail.evaluation.recovery import recovery
+from quail.evaluation.scoring import exact_match, roc_auc, rouge_l_f1
 
 FACTS = [
     ("Question: Where was Ada Quill born?\nAnswer:", " Lorvik"),

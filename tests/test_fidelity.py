@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import tiny
-from quail.evaluate import EvalData, evaluate, fidelity, fp_reference
-from quail.evaluate.fidelity import token_sets
-from quail.evaluate.metrics import perplexity
+from quail.evaluation import EvalData, evaluate, fidelity, fp_reference
+from quail.evaluation.fidelity import token_sets
+from quail.evaluation.metrics import perplexity
 from quail.quant import load_quantized, parse_spec
 from unlearn_tiny import WORDS, tokenizer
 

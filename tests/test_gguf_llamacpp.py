@@ -36,7 +36,7 @@ from transformers import LlamaTokenizer  # noqa: E402
 from quail.analysis import analyze  # noqa: E402
 from quail.cli import app  # noqa: E402
 from quail.data.examples import Example  # noqa: E402
-from quail.evaluate import EvalData, evaluate  # noqa: E402
+from quail.evaluation import EvalData, evaluate  # noqa: E402
 from quail.gguf import GGUF_TYPES, converted, export_gguf  # noqa: E402
 from quail.gguf.blocks import unpack  # noqa: E402
 from quail.gguf.ggml import dequantize_rows, quantize_rows  # noqa: E402

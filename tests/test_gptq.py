@@ -220,7 +220,7 @@ def test_load_quantized_calibrates_on_text_with_the_tokenizer(tmp_path):
 
 def test_evaluate_and_analyze_accept_the_specs():
     from quail.analysis import analyze
-    from quail.evaluate import EvalData, evaluate
+    from quail.evaluation import EvalData, evaluate
     from unlearn_tiny import tokenizer
 
     passages = {"forget": ["ada lives in paris"] * 8, "retain": ["bo works as a pilot"] * 8}

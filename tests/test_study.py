@@ -259,7 +259,7 @@ def test_quail_keeps_its_own_settings_over_the_baselines_shared_budget():
     """A study's shared `unlearn` sizes the baselines; quail starts from its own lr, steps and
     check frequency whatever the study says, and only its own overrides change them."""
     from quail.study.config import unlearn_settings
-    from quail.unlearn import make_config
+    from quail.unlearning import make_config
 
     config = study_config(
         {

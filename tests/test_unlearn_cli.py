@@ -1,4 +1,4 @@
-"""`quail unlearn`: a thin layer over quail.unlearn.unlearn; bad input is one line, exit 2."""
+"""`quail unlearn`: a thin layer over quail.unlearning.unlearn; bad input is one line, exit 2."""
 
 import json
 

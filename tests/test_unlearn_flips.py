@@ -14,10 +14,10 @@ from quail.quant import (
     quantize_tensor,
     quantized_modules,
 )
-from quail.unlearn import unlearn
-from quail.unlearn.flips import GridMover
-from quail.unlearn.forward import quantized_weights
-from quail.unlearn.target import ForgetTarget, probes
+from quail.unlearning import unlearn
+from quail.unlearning.flips import GridMover
+from quail.unlearning.forward import quantized_weights
+from quail.unlearning.target import ForgetTarget, probes
 
 GRID = "rtn-int4-g16"
 
@@ -26,7 +26,7 @@ GRID = "rtn-int4-g16"
 def tiny_model_scale(monkeypatch):
     """The most moves a step may make is a share of the grid's weights sized for models of a
     million weights and more (1e-4 of this model's 20k is 2 moves): here 100x that share."""
-    from quail.unlearn import loop
+    from quail.unlearning import loop
 
     monkeypatch.setattr(loop, "MAX_FLIPS", 1e-2)
 

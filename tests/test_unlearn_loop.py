@@ -10,8 +10,8 @@ from transformers import AutoModelForCausalLM
 
 import unlearn_tiny as tiny
 from quail.errors import QuailError
-from quail.unlearn import loop, make_config, unlearn
-from quail.unlearn.config import load_config
+from quail.unlearning import loop, make_config, unlearn
+from quail.unlearning.config import load_config
 
 CONFIG = {
     "method": "quail_hinge",
@@ -133,7 +133,7 @@ def test_checkpoints_hold_only_safetensors_and_json_and_a_planted_pickle_is_refu
 def test_a_checkpoint_that_cannot_be_written_leaves_nothing(tmp_path, monkeypatch):
     import errno
 
-    from quail.unlearn import checkpoint
+    from quail.unlearning import checkpoint
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -283,7 +283,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_training(tmp_pat
 
     (tmp_path / "a-file").write_text("x")
     started = []
-    from quail.unlearn import api
+    from quail.unlearning import api
 
     monkeypatch.setattr(api, "train", lambda *args, **kwargs: started.append(1))
     with pytest.raises(QuailError, match="is below the file"):

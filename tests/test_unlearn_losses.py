@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from quail.unlearn import losses
+from quail.unlearning import losses
 
 
 def test_nll_and_ga_match_hand_computation():

@@ -8,10 +8,10 @@ import torch
 import unlearn_tiny as tiny
 from quail.data.batches import Batch, collate, encode
 from quail.quant import parse_spec, quantize_model, quantize_tensor, quantized_modules
-from quail.unlearn import METHODS, unlearn
-from quail.unlearn.forward import forward, quantized_weights, ste_weights
-from quail.unlearn.losses import nll
-from quail.unlearn.reference import rounding_noise_copy
+from quail.unlearning import METHODS, unlearn
+from quail.unlearning.forward import forward, quantized_weights, ste_weights
+from quail.unlearning.losses import nll
+from quail.unlearning.reference import rounding_noise_copy
 from tiny import tiny_llama
 
 QUANT = "rtn-int4-g16"

@@ -9,8 +9,8 @@ import torch
 import unlearn_tiny as tiny
 from quail.data.batches import encode
 from quail.quant import fake_quantize, parse_spec, quantize_model, quantize_tensor
-from quail.unlearn import projection, unlearn
-from quail.unlearn.projection import round_with_feedback
+from quail.unlearning import projection, unlearn
+from quail.unlearning.projection import round_with_feedback
 from test_unlearn_flips import GRID, snapped
 
 
@@ -119,7 +119,7 @@ def test_project_keeps_the_forgetting_in_the_shipped_format_where_adamw_gives_it
 
 
 def test_quail_starts_from_its_own_settings_unless_told_otherwise():
-    from quail.unlearn import make_config
+    from quail.unlearning import make_config
 
     config = make_config({"method": "quail", "quant": "int4"})
     assert (config.update, config.lr, config.steps, config.check_every) == ("auto", 3e-5, 1000, 10)
@@ -132,7 +132,7 @@ def test_layers_that_share_an_input_keep_their_own_grids(spec):
     """q, k and v share one Gram matrix and are rounded as one matrix, but each keeps its own
     scale: quantizing the shipped model again changes nothing, per tensor included."""
     from quail.quant import quantized_modules
-    from quail.unlearn.projection import project
+    from quail.unlearning.projection import project
 
     original = snapped(spec)
     forget, _ = tiny.split()
@@ -161,7 +161,7 @@ def test_a_broken_utility_floor_sends_the_run_back_at_half_the_lr():
     """A check below the floor restores the last check that kept it and goes on at half the
     lr (a trajectory fine enough to stop on), instead of ending there; at most MAX_BACKTRACKS
     times. A floor of 1.0 breaks at the first retain loss, so the run has to back off."""
-    from quail.unlearn.loop import MAX_BACKTRACKS
+    from quail.unlearning.loop import MAX_BACKTRACKS
 
     forget, retain = tiny.split()
     settings = {"method": "quail", "quant": GRID, "steps": 16, "check_every": 2, "lr": 3e-3}
@@ -182,7 +182,7 @@ def test_a_broken_utility_floor_sends_the_run_back_at_half_the_lr():
 def test_a_check_keeps_the_rounding_that_ships_the_better_model():
     """Among the roundings above the floor: one where the target holds with the most retain,
     else the one that forgot most; where all broke the floor, the one with the most retain."""
-    from quail.unlearn.target import ForgetTarget
+    from quail.unlearning.target import ForgetTarget
 
     forget, retain = tiny.split()
     check = ForgetTarget(tiny.tokenizer(), forget, retain, [GRID], target=0.5, floor=0.9)
@@ -201,7 +201,7 @@ def test_the_run_ships_the_rounding_its_checks_chose(monkeypatch):
     """Every check measures both roundings and records the one it keeps; where error feedback
     breaks the floor (here made to by zeroing what it returns) the run keeps nearest rounding
     and goes on, and ships its model rounded that way, on the grid."""
-    from quail.unlearn import loop
+    from quail.unlearning import loop
 
     def broken(model, *args):
         shipped = copy.deepcopy(model)

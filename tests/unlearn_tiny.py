@@ -14,8 +14,8 @@ from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 import tiny
 from quail.data.batches import collate, encode
 from quail.data.examples import Example
-from quail.unlearn.forward import forward
-from quail.unlearn.losses import nll
+from quail.unlearning.forward import forward
+from quail.unlearning.losses import nll
 
 PEOPLE = ["ada", "bo", "cy", "di", "ed", "flo", "gus", "hal", "ivy", "jo", "kai", "lu"]
 CITIES = ["paris", "rome", "oslo", "lima", "cairo", "delhi", "quito", "riga"]
@@ -95,7 +95,7 @@ def interrupted_after(monkeypatch, batches: int):
     """Ctrl-C in the middle of a run: the unlearning loop's batch maker raises KeyboardInterrupt
     once it has made `batches` batches (forget and retain count one each); the real one is put
     back on leaving, so the same test can then resume."""
-    from quail.unlearn import loop
+    from quail.unlearning import loop
 
     real_batch, made = loop._batch, {"n": 0}
 

@@ -1,5 +1,5 @@
 """An unlearned model shipped on the deployment grid by nearest rounding (what the user's
-quantizer does) and by error-feedback rounding (quail.unlearn.projection), side by side
+quantizer does) and by error-feedback rounding (quail.unlearning.projection), side by side
 (docs/METHODS.md, "Error-feedback rounding").
 
     python lab/experiments/grid_projection.py DATA BASE UNLEARNED [UNLEARNED...] --spec int4
@@ -12,10 +12,10 @@ from torch import nn
 
 from quail.data import load_unlearning_sets
 from quail.data.batches import encode
-from quail.evaluate import evaluate, load_eval_data
+from quail.evaluation import evaluate, load_eval_data
 from quail.models import load_model, load_tokenizer
 from quail.quant import parse_spec, quantize_model, quantized_modules
-from quail.unlearn.projection import project
+from quail.unlearning.projection import project
 
 
 def main() -> None:

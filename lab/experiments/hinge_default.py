@@ -23,7 +23,7 @@ from quail.base import probes
 from quail.base.train import map_qa
 from quail.data import load_qa, load_unlearning_sets
 from quail.quant import parse_spec, quantize_model
-from quail.unlearn import unlearn
+from quail.unlearning import unlearn
 
 RUNS = {
     "ga_gdr": {"method": "ga_gdr"},

@@ -18,8 +18,8 @@ import torch
 
 from quail.data import load_unlearning_sets
 from quail.models import load_model, load_tokenizer
-from quail.unlearn import loop, unlearn
-from quail.unlearn.target import ForgetTarget
+from quail.unlearning import loop, unlearn
+from quail.unlearning.target import ForgetTarget
 
 
 def main() -> None:

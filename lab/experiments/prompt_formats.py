@@ -20,7 +20,7 @@ import torch
 from quail.data.examples import Example
 from quail.data.files import read_records
 from quail.data.render import QUESTION_FORMAT, format_question
-from quail.evaluate.metrics import knowledge_sets
+from quail.evaluation.metrics import knowledge_sets
 from quail.models import load_model, load_tokenizer
 
 SHOTS = 4

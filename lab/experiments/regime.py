@@ -6,12 +6,12 @@ and 4-bit quantization brings the knowledge back? Three subcommands:
   snap     put a trained base onto a quantization grid (straight-through fine-tune), save it
   unlearn  run a minimal GA+GDR on a base, print forget/retain exact match at fp and under
            several quantizers, update survival, bucket overlap and weight-change statistics
-  engine   the same exact match after quail.unlearn's engine with a JSON config
+  engine   the same exact match after quail.unlearning's engine with a JSON config
 
     nice python lab/experiments/regime.py snap --base B --grid rtn-int4-g32-asym --out B32
     nice python lab/experiments/regime.py unlearn --base B32 --grid rtn-int4-g32-asym --lr 1e-4
 
-The GA+GDR here is deliberately minimal (quail.unlearn is the real engine): loss =
+The GA+GDR here is deliberately minimal (quail.unlearning is the real engine): loss =
 -NLL(forget batch) + alpha * NLL(retain batch), AdamW, constant lr, stop after --steps or as soon
 as full-precision forget accuracy falls to --until.
 """
@@ -176,8 +176,8 @@ def unlearn(args):
 
 
 def engine(args):
-    """The same probes after quail.unlearn's real engine (cross-check of the minimal loop)."""
-    from quail.unlearn import unlearn as run_engine
+    """The same probes after quail.unlearning's real engine (cross-check of the minimal loop)."""
+    from quail.unlearning import unlearn as run_engine
 
     forget, retain = load_unlearning_sets(args.data)
     config = {**json.loads(args.config), "progress": False}

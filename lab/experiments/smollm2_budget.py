@@ -25,8 +25,8 @@ from pathlib import Path
 
 from quail import analyze, evaluate, unlearn
 from quail.data import load_unlearning_sets
-from quail.unlearn.config import make_config
-from quail.unlearn.methods import METHODS
+from quail.unlearning.config import make_config
+from quail.unlearning.methods import METHODS
 from quail.zoo import get_model
 
 GRID = "rtn-int4-g32-asym"  # Q4_1: the grid the file's linear layers sit on

@@ -4,23 +4,39 @@ Each main job is one plain function (the `quail` command is a thin layer over th
 
     from quail import analyze, evaluate, quantize_model, run, unlearn
 
-    unlearn(model, forget, retain, cfg)    an unlearned model         (quail/unlearn/api.py)
+    unlearn(model, forget, retain, cfg)    an unlearned model         (quail/unlearning/api.py)
     analyze(original, unlearned, spec)     bucket overlap and more    (quail/analysis/compare.py)
-    evaluate(model, data, specs)           metrics at each precision  (quail/evaluate/__init__.py)
+    evaluate(model, data, specs)           metrics at each precision  (quail/evaluation/__init__.py)
     quantize_model(model, spec)            fake-quantized copy        (quail/quant/model.py)
     run(config, out)                       the whole study            (quail/study/__init__.py)
 
-`quail.unlearn` and `quail.evaluate` name these functions, not the subpackages they live in:
-reach a subpackage's other parts with an import (`from quail.unlearn.methods import METHODS`).
-Importing quail therefore imports torch and transformers.
+The functions are imported on first use (PEP 562), so `import quail` and `quail --help` do not
+import torch and transformers.
 """
 
-from quail.analysis.compare import analyze
-from quail.evaluate import evaluate
-from quail.quant import parse_spec, quantize_model
-from quail.study import run
-from quail.unlearn.api import unlearn
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["analyze", "evaluate", "parse_spec", "quantize_model", "run", "unlearn"]
+_HOMES = {
+    "analyze": "quail.analysis.compare",
+    "evaluate": "quail.evaluation",
+    "parse_spec": "quail.quant",
+    "quantize_model": "quail.quant",
+    "run": "quail.study",
+    "unlearn": "quail.unlearning.api",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'quail' has no attribute {name!r}")
+    function = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = function  # later lookups skip this hook
+    return function
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

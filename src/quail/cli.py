@@ -305,10 +305,10 @@ def evaluate(
 
     from quail.data import verify_data_folder
     from quail.data.files import load_file_sets
-    from quail.evaluate import evaluate as evaluate_under
-    from quail.evaluate import load_eval_data, load_file_eval_data
-    from quail.evaluate.fidelity import fp_reference
-    from quail.evaluate.suite import load_claim_file_eval_data
+    from quail.evaluation import evaluate as evaluate_under
+    from quail.evaluation import load_eval_data, load_file_eval_data
+    from quail.evaluation.fidelity import fp_reference
+    from quail.evaluation.suite import load_claim_file_eval_data
     from quail.io import atomic_write_json, check_output_file
     from quail.models import check_finite, load_model, load_tokenizer
     from quail.quant import parse_spec
@@ -398,7 +398,7 @@ def unlearn_command(
     from quail.data.files import load_file_sets
     from quail.io import check_output_dir, claimed
     from quail.models import load_model, load_tokenizer
-    from quail.unlearn import load_config, unlearn
+    from quail.unlearning import load_config, unlearn
 
     if task not in ("knowledge", "claims"):
         raise QuailError(f"unknown task {task!r}: use knowledge or claims")

@@ -32,7 +32,7 @@ from quail.data import load_qa, load_unlearning_sets, qa_example
 from quail.data.batches import collate, encode, stream_indices
 from quail.data.load import question_format
 from quail.errors import QuailError
-from quail.evaluate.metrics import knowledge
+from quail.evaluation.metrics import knowledge
 from quail.io import atomic_dir, atomic_write_json
 
 

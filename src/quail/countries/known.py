@@ -7,9 +7,9 @@ exact match, the study's `em_*` metric).
 """
 
 from quail.data.render import format_question
-from quail.evaluate.lm import greedy_continuations
-from quail.evaluate.metrics import first_line
-from quail.evaluate.scoring import exact_match
+from quail.evaluation.lm import greedy_continuations
+from quail.evaluation.metrics import first_line
+from quail.evaluation.scoring import exact_match
 
 
 def known_attributes(

@@ -105,7 +105,7 @@ def prompts_for(form: str, retain_path=None, tokenizer=None) -> Prompts:
 def choose_form(model, tokenizer, retain_path, sample: int = 32) -> tuple[str, dict]:
     """The form in which `model` answers its own retain questions best (KnowMem on up to
     `sample` of them; plain wins ties), and each form's score."""
-    from quail.evaluate.metrics import knowledge
+    from quail.evaluation.metrics import knowledge
 
     records = read_records(retain_path)
     pairs = [(r["question"], r["answer"]) for r in records if {"question", "answer"} <= set(r)]

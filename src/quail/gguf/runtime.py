@@ -1,6 +1,6 @@
 """A GGUF file run inside llama.cpp, answering what quail's metrics ask of a model.
 
-`quail.evaluate.lm` asks a model two things: greedy continuations of prompts and the
+`quail.evaluation.lm` asks a model two things: greedy continuations of prompts and the
 log-probability of every token of a text. `GgufModel` answers both with llama.cpp's forward
 pass on the file (llama_cpp.Llama), on the token ids of the model's own Hugging Face tokenizer,
 so the prompts, the answers' decoding and the scorer are those of every other spec; only the

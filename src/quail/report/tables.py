@@ -11,7 +11,7 @@ COLUMNS = (  # (metric, header, decimals); ↓ = lower means more forgotten, ↑
     ("privleak", "PrivLeak %", 1),
     ("ppl_retain", "PPL retain", 2),
     ("ppl_general", "PPL general", 2),
-    ("kld_retain", "KLD retain", 4),  # fidelity to the same model at fp (quail.evaluate.fidelity)
+    ("kld_retain", "KLD retain", 4),  # fidelity to the same model at fp (quail.evaluation.fidelity)
     ("top1_retain", "Top-1 retain", 3),
     ("ppl_ratio_retain", "PPL ratio retain", 3),
     ("kld_general", "KLD general", 4),

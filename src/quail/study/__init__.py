@@ -1,7 +1,7 @@
 """The study: unlearn with each method, analyze, evaluate at every precision, report."""
 
 from quail.study.config import MethodRun, StudyConfig, load_study_config, study_config
-from quail.study.run import report_study, run_study
+from quail.study.runner import report_study, run_study
 
 __all__ = [
     "MethodRun",

@@ -19,15 +19,15 @@ from pathlib import Path
 import yaml
 
 from quail.errors import QuailError
-from quail.evaluate.suite import FORGET_METRICS
+from quail.evaluation.suite import FORGET_METRICS
 from quail.quant import parse_spec
-from quail.unlearn.methods import METHODS
+from quail.unlearning.methods import METHODS
 
 
 @dataclass
 class MethodRun:
     name: str  # the row label in the results table
-    method: str  # a name in quail.unlearn.METHODS
+    method: str  # a name in quail.unlearning.METHODS
     overrides: dict = field(default_factory=dict)  # UnlearnConfig fields for this run only
 
 
@@ -150,7 +150,7 @@ def _validate(config: StudyConfig) -> None:
     if config.analysis_specs is None:
         config.analysis_specs = [s for s in config.specs if s != "fp"]
     config.analysis_specs = [parse_spec(s).name for s in config.analysis_specs]
-    from quail.unlearn import make_config
+    from quail.unlearning import make_config
 
     for run in config.methods:  # a bad setting stops the study now, not after hours of work
         make_config(unlearn_settings(config, run))

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from quail.data.examples import Example
-from quail.evaluate.metrics import knowledge_sets
+from quail.evaluation.metrics import knowledge_sets
 from quail.quant import parse_spec, quantize_model
 
 MAX_FORGET_PROBES = 128

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from quail.errors import QuailError
-from quail.evaluate.lm import next_token_logprobs
+from quail.evaluation.lm import next_token_logprobs
 
 SETS = {"retain": "retain", "general": "heldout_general"}  # metric suffix: EvalData.passages key
 TOKENS = 512

@@ -12,7 +12,7 @@ import yaml
 
 from quail.errors import QuailError
 from quail.quant import parse_spec
-from quail.unlearn.methods import METHODS
+from quail.unlearning.methods import METHODS
 
 CHOICES = {
     "distance": ("l2", "linf", "mean_abs", "target"),

@@ -15,8 +15,8 @@ Metric names (all higher = the model knows/does more), as in results.json:
 | `ppl_general` | perplexity on held-out general text, never trained on (lower is better) |
 | `acc_claims_forget`, `acc_claims_retain`, `acc_claims_test` | claims task accuracy |
 
-`quail.evaluate.evaluate` adds, under every spec but fp, `kld_*`, `top1_*` and `ppl_ratio_*`:
-fidelity to the same model at fp (quail.evaluate.fidelity).
+`quail.evaluation.evaluate` adds, under every spec but fp, `kld_*`, `top1_*` and `ppl_ratio_*`:
+fidelity to the same model at fp (quail.evaluation.fidelity).
 """
 
 import random
@@ -32,7 +32,7 @@ from quail.data import (
     qa_example,
 )
 from quail.data.load import claim_example, question_format
-from quail.evaluate import metrics
+from quail.evaluation import metrics
 
 FORGET_METRICS = ("knowmem_forget", "em_forget", "verbmem_forget")
 

@@ -13,12 +13,12 @@ from quail.environment import environment
 from quail.errors import QuailError
 from quail.io import atomic_dir, atomic_write_json, check_output_dir
 from quail.models import check_vocabulary, load_model, load_tokenizer
-from quail.unlearn.checkpoint import checkpoint_root
-from quail.unlearn.config import UnlearnConfig, load_config, make_config, to_dict
-from quail.unlearn.loop import train
-from quail.unlearn.methods import METHODS
-from quail.unlearn.reference import Margins
-from quail.unlearn.target import Outcome
+from quail.unlearning.checkpoint import checkpoint_root
+from quail.unlearning.config import UnlearnConfig, load_config, make_config, to_dict
+from quail.unlearning.loop import train
+from quail.unlearning.methods import METHODS
+from quail.unlearning.reference import Margins
+from quail.unlearning.target import Outcome
 
 
 @dataclass

@@ -344,7 +344,7 @@ def _retrained(data_dir: Path, out: Path, log) -> Path:
 
 def _add_privleak(metric_tables: list[dict], retrain_fp: dict) -> None:
     """PrivLeak = (AUC − AUC_retrain) / AUC_retrain × 100 beside every Min-K% AUC."""
-    from quail.evaluate.metrics import privleak
+    from quail.evaluation.metrics import privleak
 
     for table in metric_tables:
         for scores in table.values():
@@ -373,7 +373,7 @@ def _prompts(config: StudyConfig, base_dir: Path, out: Path, log):
 
 
 def _eval_data(config: StudyConfig, data_dir: Path | None, prompts):
-    from quail.evaluate import load_eval_data, load_file_eval_data
+    from quail.evaluation import load_eval_data, load_file_eval_data
 
     if _qa_files(config):
         return load_file_eval_data(
@@ -390,7 +390,7 @@ def _eval_data(config: StudyConfig, data_dir: Path | None, prompts):
 def _evaluations(model_dir: Path, eval_data, specs: list[str], cell: Path, log) -> dict:
     """{spec: metrics}, read from finished cells; the model is loaded once, and only if some
     spec still needs evaluating."""
-    from quail.evaluate import evaluate, fp_reference
+    from quail.evaluation import evaluate, fp_reference
     from quail.models import load_model, load_tokenizer
     from quail.quant import parse_spec
 
@@ -426,7 +426,7 @@ def _unlearned(config: StudyConfig, run, base_dir: Path, data_dir, prompts, cell
     if (model_dir / "config.json").is_file():
         return model_dir
     from quail.data import load_claim_sets, load_unlearning_sets
-    from quail.unlearn import unlearn
+    from quail.unlearning import unlearn
 
     if _qa_files(config):
         from quail.data.files import load_file_sets
@@ -444,7 +444,7 @@ def _unlearned(config: StudyConfig, run, base_dir: Path, data_dir, prompts, cell
 def _recoveries(original: dict, metrics: dict) -> dict:
     """{spec: {forget metric: recovery}}, undefined where the original itself loses the
     knowledge under the spec (then nothing can come back)."""
-    from quail.evaluate import recovery
+    from quail.evaluation import recovery
 
     table = {}
     for spec, scores in metrics.items():

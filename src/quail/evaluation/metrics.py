@@ -11,8 +11,8 @@ import math
 import torch
 
 from quail.data.examples import Example
-from quail.evaluate.lm import greedy_continuations, token_logprobs
-from quail.evaluate.scoring import exact_match, roc_auc, rouge_l_f1
+from quail.evaluation.lm import greedy_continuations, token_logprobs
+from quail.evaluation.scoring import exact_match, roc_auc, rouge_l_f1
 
 
 def first_line(text: str) -> str:

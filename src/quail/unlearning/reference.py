@@ -32,8 +32,8 @@ import torch
 
 from quail.data.batches import Batch, Encoded, chunks, collate
 from quail.quant import QuantSpec, quantize_tensor, quantized_modules
-from quail.unlearn.forward import Outputs
-from quail.unlearn.losses import distance, target_logprob
+from quail.unlearning.forward import Outputs
+from quail.unlearning.losses import distance, target_logprob
 
 FLOAT = 4
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import torch
 
-from quail.evaluate.fidelity import Reference, fidelity, fp_reference
-from quail.evaluate.recovery import Recovery, recovery
-from quail.evaluate.suite import (
+from quail.evaluation.fidelity import Reference, fidelity, fp_reference
+from quail.evaluation.recovery import Recovery, recovery
+from quail.evaluation.suite import (
     FORGET_METRICS,
     EvalData,
     calibration_texts,
@@ -35,7 +35,7 @@ def evaluate(
     adapters put them (checked on CPU only).
 
     Beside the data's metrics, every spec but fp gets the fidelity metrics
-    (quail.evaluate.fidelity: KL divergence, top-1 agreement, perplexity ratio against `model`
+    (quail.evaluation.fidelity: KL divergence, top-1 agreement, perplexity ratio against `model`
     at full precision) on retain and held-out text; `reference` (`fp_reference(model, ...)`)
     saves computing the fp side again when the same model is evaluated call after call.
 

@@ -13,7 +13,7 @@ from functools import cached_property
 
 import torch
 
-from quail.unlearn import losses
+from quail.unlearning import losses
 
 
 class Step:

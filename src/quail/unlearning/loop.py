@@ -28,14 +28,14 @@ from quail import interrupts
 from quail.data.batches import Encoded, chunks, collate, encode, stream_indices
 from quail.errors import Interrupted, QuailError
 from quail.quant import parse_spec, quantize_model, quantized_modules
-from quail.unlearn import checkpoint
-from quail.unlearn.config import UnlearnConfig, measured, quant_list, update_rule
-from quail.unlearn.flips import GridMover
-from quail.unlearn.forward import forward, quantized_weights, ste_weights
-from quail.unlearn.losses import nll
-from quail.unlearn.methods import METHODS, Step
-from quail.unlearn.projection import project
-from quail.unlearn.reference import (
+from quail.unlearning import checkpoint
+from quail.unlearning.config import UnlearnConfig, measured, quant_list, update_rule
+from quail.unlearning.flips import GridMover
+from quail.unlearning.forward import forward, quantized_weights, ste_weights
+from quail.unlearning.losses import nll
+from quail.unlearning.methods import METHODS, Step
+from quail.unlearning.projection import project
+from quail.unlearning.reference import (
     LiveReference,
     Margins,
     Needs,
@@ -46,8 +46,8 @@ from quail.unlearn.reference import (
     frozen_copy,
     rounding_noise_copy,
 )
-from quail.unlearn.sure import RowMask, row_masks, row_saliency
-from quail.unlearn.target import ForgetTarget, Outcome
+from quail.unlearning.sure import RowMask, row_masks, row_saliency
+from quail.unlearning.target import ForgetTarget, Outcome
 
 
 @dataclass
