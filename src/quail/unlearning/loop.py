@@ -142,17 +142,14 @@ def train(
             else:
                 nearest[name] = part
 
-    def shipped(m: nn.Module, rounding: str | None) -> nn.Module:
+    def shipped(m: nn.Module) -> nn.Module:
         """What the run hands over (and measures): update=bucket rounds the latent weights onto
-        the first format's grid; update=project rounds them with error feedback (projection.py)
-        or to nearest, whichever the checks chose (target.py)."""
-        if rule == "bucket" or rounding == "nearest":
+        the first format's grid; update=project rounds them with error feedback (projection.py)."""
+        if rule == "bucket":
             return quantize_model(m, spec)
         if rule == "project":
             return project(m, linears, forget_enc + (retain_enc or []), pad_id, nearest)
         return m
-
-    roundings = ROUNDINGS if rule == "project" else (None,)
 
     flips = FIRST_FLIPS if rule == "flip" else 0
     most_flips = max(1, round(MAX_FLIPS * mover.size)) if rule == "flip" else 0
@@ -212,7 +209,7 @@ def train(
         if not outcome.original:  # a fresh run: the original's scores, before any update
             outcome.original = target.measure(accelerator.unwrap_model(model))
             outcome.checks.append({"step": 0, "scores": outcome.original})
-        kept = (start, _snapshot(params), outcome.rounding)
+        kept = (start, _snapshot(params))
 
     def batch_loss(batches) -> float:
         """The loss of the step's micro-batches at the current weights (flip's trust test)."""
@@ -300,14 +297,8 @@ def train(
             )
             done = step + 1 == config.steps
             if outcome is not None and ((step + 1) % config.check_every == 0 or done):
-                latent = accelerator.unwrap_model(model)
-                candidates = {r: target.measure(shipped(latent, r)) for r in roundings}
-                rounding = target.choose(candidates, outcome.original)
-                scores = candidates[rounding]
-                check = {"step": step + 1, "scores": scores}
-                if rounding:
-                    check |= {"rounding": rounding, "candidates": candidates}
-                outcome.checks.append(check)
+                scores = target.measure(shipped(accelerator.unwrap_model(model)))
+                outcome.checks.append({"step": step + 1, "scores": scores})
                 curves[-1]["check"] = scores
                 if target.floor_broken(scores, outcome.original):
                     _restore(params, kept[1])  # back to the last check that kept the floor
@@ -321,8 +312,7 @@ def train(
                         continue
                     outcome.reason, outcome.step = "utility floor", kept[0]
                     break
-                kept = (step + 1, _snapshot(params), rounding)
-                outcome.rounding = rounding
+                kept = (step + 1, _snapshot(params))
                 if target.holds(scores, outcome.original):
                     outcome.reason, outcome.step = "target", step + 1
                     break
@@ -365,16 +355,12 @@ def train(
     model.eval()
     if outcome is not None and outcome.step is None:  # a backtrack at the last step kept an
         outcome.step = kept[0]  # earlier check's weights: the statement reports that check
-    model = shipped(model, kept[2] if kept else roundings[0])
+    model = shipped(model)
     for p in model.parameters():
         p.requires_grad_(True)
     wall = spent + time.perf_counter() - started
     return TrainResult(model, curves, margins, mode, wall, outcome, resumes)
 
-
-# update=project ships the weights rounded onto the grid one of these ways; a measured run checks
-# each and keeps the better (target.py), an unmeasured one the first (docs/METHODS.md)
-ROUNDINGS = ("error feedback", "nearest")
 
 # A measured AdamW run whose check breaks the utility floor goes back to the last check that
 # kept it and goes on at half the lr, at most this many times (docs/METHODS.md, "Backtracking")

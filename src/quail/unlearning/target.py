@@ -7,10 +7,6 @@ the utility floor breaks when, in some format, the retain score falls below `uti
 times the original's. A run stops at the first check where the target holds; where the floor
 breaks it goes back to the last check that kept the floor and goes on with half the lr (code
 flips: half the moves), at most a few times (loop.MAX_BACKTRACKS), then stops there.
-
-A run that ships its model on a grid may have several ways to round it there (error feedback,
-nearest): each check measures every one and keeps the best (`ForgetTarget.choose`), since
-which one ships the better model changes along a run (docs/METHODS.md, "Two roundings").
 """
 
 import random
@@ -49,7 +45,6 @@ class Outcome:
     reason: str = "budget"  # target, utility floor, budget
     step: int | None = None  # the step whose weights were kept (None: the last)
     backtracks: int = 0  # times the floor broke and the run went back (half the lr or moves)
-    rounding: str | None = None  # how the kept weights are rounded onto the grid, where chosen
     original: dict = field(default_factory=dict)  # format -> {"forget": x, "retain": y}
     checks: list[dict] = field(default_factory=list)  # {"step": n, "scores": {...}}
 
@@ -68,8 +63,6 @@ class Outcome:
         }[self.reason]
         if self.backtracks:
             why += f", after going back to the last check above the floor {self.backtracks} times"
-        if self.rounding:
-            why += f"; rounded onto the grid by {self.rounding}"
         return f"stopped: {why} ({parts})"
 
 
@@ -106,24 +99,6 @@ class ForgetTarget:
 
     def floor_broken(self, scores: dict, original: dict) -> bool:
         return any(scores[f]["retain"] < self.floor * original[f]["retain"] for f in self.formats)
-
-    def choose(self, candidates: dict[str, dict], original: dict) -> str:
-        """The candidate (name -> its scores) to keep: among those above the floor, one where
-        the target holds with the most retain, else the one that forgot most (in its worst
-        format); where every candidate broke the floor, the one with the most retain."""
-
-        def worst(scores, key, pick):
-            return pick(scores[f][key] / max(original[f][key], 1e-9) for f in self.formats)
-
-        kept = {n: s for n, s in candidates.items() if not self.floor_broken(s, original)}
-        holding = [n for n, s in kept.items() if self.holds(s, original)]
-        if holding:
-            return max(holding, key=lambda n: worst(kept[n], "retain", min))
-        if kept:
-            return min(
-                kept, key=lambda n: (worst(kept[n], "forget", max), -worst(kept[n], "retain", min))
-            )
-        return max(candidates, key=lambda n: worst(candidates[n], "retain", min))
 
 
 def _same_weights(a: nn.Module, b: nn.Module) -> bool:
