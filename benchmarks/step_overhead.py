@@ -1,16 +1,13 @@
 """Time per optimizer step of ga_gdr, npo_gdr, the paper's hinge and quail on the same model
 and batches.
 
-With `hinge_on=fp`, QUAIL's hinge reads the original's forget outputs from the cache and the
-current logits from the forward pass GA already makes, so it should cost almost nothing:
-target quail_hinge / ga_gdr <= 1.05. `hinge_on=quant` adds a straight-through forward and
-backward through the fake-quantized model on the forget batch, so it costs more by design.
-quail_flips (code flips) adds a forward pass to test its moves and the ranking of every grid
-weight; quail's step is GA+GDR's, and it rounds the model onto the grid by error feedback at
-each check. Their checks (greedy answers in every distinct format) come on top, every
-`check_every` steps: the "with checks" column is the whole wall time per step with a check at
-every step (the
-benchmark keeps the target and the floor from ending the run). Target: quail <= 3x ga_gdr.
+QUAIL's hinge adds a straight-through forward and backward through the fake-quantized model on
+the forget batch, so it costs more by design. quail_flips (code flips) adds a forward pass to
+test its moves and the ranking of every grid weight; quail's step is GA+GDR's, and it rounds the
+model onto the grid by error feedback at each check. Their checks (greedy answers in every
+distinct format) come on top, every `check_every` steps: the "with checks" column is the whole
+wall time per step with a check at every step (the benchmark keeps the target and the floor from
+ending the run). Target: quail <= 3x ga_gdr.
 
     nice python benchmarks/step_overhead.py [--steps 12] [--rounds 3] [--threads 1]
 
@@ -37,14 +34,7 @@ from quail.unlearning import loop, unlearn
 RUNS = {
     "ga_gdr": {"method": "ga_gdr"},
     "npo_gdr": {"method": "npo_gdr"},
-    "quail_hinge (fp, l2)": {
-        "method": "quail_hinge",
-        "quant": "int4",
-        "hinge_on": "fp",
-        "distance": "l2",
-    },
-    "quail_hinge (fp, target)": {"method": "quail_hinge", "quant": "int4", "hinge_on": "fp"},
-    "quail_hinge (quant, target)": {"method": "quail_hinge", "quant": "int4"},
+    "quail_hinge": {"method": "quail_hinge", "quant": "int4"},
     "quail_flips (int4,nf4)": {"method": "quail_flips", "quant": "int4,nf4", "check_every": 1},
     "quail (error feedback, int4,nf4)": {"method": "quail", "quant": "int4,nf4", "check_every": 1},
 }

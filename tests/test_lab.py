@@ -27,9 +27,9 @@ RUNS = {
         "error-feedback rounding",
     ),
     "hinge_default": (
-        "hinge_default --base {base} --data {data} --run quail-target-quant --grid int4-g16 "
+        "hinge_default --base {base} --data {data} --run quail_hinge --grid int4-g16 "
         "--steps 2 --batch 2",
-        '"run": "quail-target-quant"',
+        '"run": "quail_hinge"',
     ),
     "measured_updates": (
         'measured_updates {data} {base} {{"method":"quail","steps":2}} --formats int4-g16',

@@ -15,7 +15,7 @@ from quail.unlearning.config import load_config
 
 CONFIG = {
     "method": "quail_hinge",
-    "hinge_on": "fp",
+    "quant": "rtn-int4-g16",
     "margin": 0.2,
     "steps": 6,
     "lr": 3e-3,
@@ -194,14 +194,13 @@ def test_divergence_on_nan_without_checkpoints(monkeypatch):
     [
         ({"method": "forget_everything"}, "unknown method 'forget_everything'"),
         ({"lr": -1e-5}, "lr must be positive"),
-        ({"method": "quail_hinge", "margin": None, "hinge_on": "fp"}, "calibrated margin needs"),
-        ({"method": "quail_hinge", "margin": None, "hinge_on": "fp", "quant": "fp"}, "calibrated"),
-        ({"method": "quail_hinge"}, "hinge_on=quant needs a quantization spec"),
+        ({"method": "quail_hinge"}, "trains through the quantized model: pass --quant SPEC"),
+        ({"method": "quail_npo", "quant": "fp"}, "trains through the quantized model"),
         ({"method": "quail"}, "measures forgetting in the formats you will ship"),
         ({"method": "quail", "quant": "fp"}, "measures forgetting in the formats"),
         ({"method": "ga_gdr", "update": "flip", "quant": "fp"}, "in units of a quantization step"),
         ({"method": "quail", "quant": "nf4"}, "is not one: list an rtn spec first"),
-        ({"method": "quail_flips", "quant": "int4", "margin": None}, "needs a fixed logit margin"),
+        ({"method": "quail_flips", "quant": "int4", "margin": None}, "'margin' must be float"),
         ({"method": "ga_gdr", "update": "bucket"}, "pass --quant SPEC"),
         ({"method": "ga_gdr", "measure": True, "quant": "fp"}, "measures forgetting"),
         ({"quant": ","}, "quant is empty"),
@@ -209,12 +208,14 @@ def test_divergence_on_nan_without_checkpoints(monkeypatch):
         ({"divergence_threshold": -1}, "divergence_threshold must be positive"),
         ({"lr": float("nan")}, "lr must be positive"),
         ({"method": "ste_ga_gdr"}, "pass --quant SPEC"),
-        ({"distance": "cosine"}, "config 'distance' is 'cosine'; choose one of"),
+        ({"cache": "disk"}, "config 'cache' is 'disk'; choose one of"),
+        ({"distance": "l2"}, "config key 'distance' was removed with the hinge forms that lost"),
+        ({"margin_multiple": 3, "lr": 1e-5}, "config key 'margin_multiple' was removed"),
         ({"steps": "many"}, "config 'steps' must be int"),
         ({"learning_rate": 1e-5}, "unknown config key 'learning_rate'"),
         ({"quant": "int42"}, "int42"),
         ({"method": "sure_ga_gdr", "lora_r": 4}, "lora_r > 0 cannot be combined"),
-        ({"method": "quail_hinge", "quant": "int4", "lora_r": 4}, "set hinge_on=fp or lora_r=0"),
+        ({"method": "quail_hinge", "quant": "int4", "lora_r": 4}, "lora_r > 0 cannot be combined"),
         ({"method": "quail", "quant": "int4", "lora_r": 4}, "lora_r > 0 cannot be combined"),
     ],
 )
@@ -235,12 +236,12 @@ def test_missing_retain_set_is_a_one_line_error():
 
 def test_yaml_and_key_value_overrides(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("method: npo_klr\nlr: 1e-4\nsteps: 10\nlora_targets: [q_proj]\n")
+    path.write_text("method: npo_klr\nlr: 1e-4\nsteps: 10\nquant: int4\nlora_targets: [q_proj]\n")
     config = load_config(
-        path, ["lr=2e-5", "beta=0.2", "margin=null", "progress=false", "lora_targets=q_proj,v_proj"]
+        path, ["lr=2e-5", "beta=0.2", "quant=null", "progress=false", "lora_targets=q_proj,v_proj"]
     )
     assert config.method == "npo_klr" and config.steps == 10
-    assert config.lr == 2e-5 and config.beta == 0.2 and config.margin is None
+    assert config.lr == 2e-5 and config.beta == 0.2 and config.quant is None
     assert config.progress is False and config.lora_targets == ["q_proj", "v_proj"]
     with pytest.raises(QuailError, match="not key=value"):
         load_config(None, ["lr"])

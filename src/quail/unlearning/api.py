@@ -17,7 +17,6 @@ from quail.unlearning.checkpoint import checkpoint_root
 from quail.unlearning.config import UnlearnConfig, load_config, make_config, to_dict
 from quail.unlearning.loop import train
 from quail.unlearning.methods import METHODS
-from quail.unlearning.reference import Margins
 from quail.unlearning.target import Outcome
 
 
@@ -27,7 +26,6 @@ class UnlearnResult:
     tokenizer: object
     config: UnlearnConfig
     curves: list[dict]  # per optimizer step: step, lr, loss and each loss term
-    margins: Margins | None
     cache: str | None
     wall_time_s: float
     out: Path | None  # the saved Hugging Face folder (with run.json), if any
@@ -89,7 +87,6 @@ def unlearn(
         tokenizer,
         config,
         result.curves,
-        result.margins,
         result.cache,
         result.wall_time_s,
         out,
@@ -113,7 +110,6 @@ def _as_config(config) -> UnlearnConfig:
 
 
 def _run_record(config, result, statement: str | None, n_forget: int, n_retain: int) -> dict:
-    margins = result.margins
     return {
         "config": to_dict(config),
         "seed": config.seed,
@@ -121,7 +117,6 @@ def _run_record(config, result, statement: str | None, n_forget: int, n_retain: 
         "n_forget": n_forget,
         "n_retain": n_retain,
         "cache": result.cache,
-        "margins": None if margins is None else vars(margins),
         "environment": environment(),
         "device": str(next(result.model.parameters()).device),
         "processes": PartialState().num_processes,

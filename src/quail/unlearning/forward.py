@@ -19,18 +19,11 @@ class Outputs:
     targets: torch.Tensor  # (N,)
     seq: torch.Tensor  # (N,) row of the batch each token comes from
     n_seq: int
-    hidden: list[torch.Tensor] | None = None  # per decoder layer, (N, H)
 
 
-def forward(
-    model: nn.Module, batch: Batch, hidden: bool = False, weights: dict | None = None
-) -> Outputs:
+def forward(model: nn.Module, batch: Batch, weights: dict | None = None) -> Outputs:
     """Run the model; `weights` (name -> tensor) replace parameters for this call only."""
-    kwargs = {
-        "input_ids": batch.input_ids,
-        "attention_mask": batch.attention_mask,
-        "output_hidden_states": hidden,
-    }
+    kwargs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
     out = model(**kwargs) if weights is None else functional_call(model, weights, (), kwargs)
     labels = batch.labels[:, 1:]
     mask = labels != IGNORE
@@ -40,7 +33,6 @@ def forward(
         targets=labels[mask],
         seq=rows[mask],
         n_seq=labels.shape[0],
-        hidden=[h[:, :-1][mask] for h in out.hidden_states[1:]] if hidden else None,
     )
 
 

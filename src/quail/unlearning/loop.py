@@ -1,7 +1,7 @@
 """The training loop, top to bottom, on accelerate (one CPU to many GPUs, unchanged code).
 
 1. Everything that needs the original model θ0 happens before the first update: its cached
-   outputs (reference.py), the calibrated margins, the SURE row masks.
+   outputs (reference.py) and the SURE row masks.
 2. Then AdamW steps: each is `grad_accum` micro-batches of forget (and retain) examples taken
    in a seeded order that depends on the step only, so `--resume` replays the same batches.
 3. A step whose loss is NaN/inf or above `divergence_threshold` is never applied: the run stops
@@ -37,14 +37,11 @@ from quail.unlearning.methods import METHODS, Step
 from quail.unlearning.projection import project
 from quail.unlearning.reference import (
     LiveReference,
-    Margins,
     Needs,
     adapters_off,
     build_reference,
     cache_mode,
-    calibrate,
     frozen_copy,
-    rounding_noise_copy,
 )
 from quail.unlearning.sure import RowMask, row_masks, row_saliency
 from quail.unlearning.target import ForgetTarget, Outcome
@@ -54,7 +51,6 @@ from quail.unlearning.target import ForgetTarget, Outcome
 class TrainResult:
     model: nn.Module
     curves: list[dict]  # per optimizer step: lr, its wall time, the loss and every term
-    margins: Margins | None
     cache: str | None  # full, topk or live; None when no reference output was needed
     wall_time_s: float
     outcome: Outcome | None = None  # why a measured run stopped, and its checks
@@ -89,31 +85,18 @@ def train(
     model.to(device).eval()
 
     # 1. What θ0 contributes, measured before any update.
-    needs = Needs(
-        forget_tokens=method.npo,
-        retain_dist=method.klr,
-        hinge=method.hinge,
-        hinge_logits=method.hinge and config.distance != "target",
-        hidden=method.hinge and config.layer_margins,
-        quant=method.hinge and config.hinge_on == "quant",
-    )
-    calibrated = method.hinge and config.margin is None
-    from_quantize = calibrated and config.margin_from == "quantize"
-    quant_model = quantize_model(model, spec).eval() if needs.quant or from_quantize else None
-    perturbed = quant_model if from_quantize else None
-    if calibrated and config.margin_from == "noise":
-        perturbed = rounding_noise_copy(model, spec, config.seed)
-    mode, reference, margins = None, None, None
+    needs = Needs(forget_tokens=method.npo, retain_dist=method.klr, hinge=method.hinge)
+    quant_model = quantize_model(model, spec).eval() if method.hinge else None
+    mode, reference = None, None
     if needs.any:
-        mode, reference, margins = _original_outputs(
-            model, quant_model, perturbed, needs, forget_enc, retain_enc, config, pad_id, device
+        mode, reference = _original_outputs(
+            model, quant_model, needs, forget_enc, retain_enc, config, pad_id, device
         )
-    del perturbed
     mask = _sure_masks(model, forget_enc, config, pad_id, device) if method.sure else None
     if config.lora_r:
         model = _add_lora(model, config)
     if mode == "live":
-        reference = _live_reference(model, quant_model if needs.quant else None, needs, config)
+        reference = _live_reference(model, quant_model, needs, config)
     del quant_model  # the cache or the live reference holds what it needed
 
     # 2. The optimizer steps.
@@ -160,11 +143,11 @@ def train(
         )
     outcome = Outcome() if target else None
 
-    def run(batch, hidden):
-        return forward(model, batch, hidden, ste_weights(model, quantized) if method.ste else None)
+    def run(batch):
+        return forward(model, batch, ste_weights(model, quantized) if method.ste else None)
 
-    def run_quant(batch, hidden):
-        return forward(model, batch, hidden, ste_weights(model, quantized))
+    def run_quant(batch):
+        return forward(model, batch, ste_weights(model, quantized))
 
     start, curves, last_good, spent, resumes = 0, [], None, 0.0, []
     if resume:
@@ -216,7 +199,7 @@ def train(
         total = 0.0
         with torch.no_grad(), _autocast(config, device):
             for forget_batch, retain_batch in batches:
-                s = Step(config, forget_batch, retain_batch, run, run_quant, reference, margins)
+                s = Step(config, forget_batch, retain_batch, run, run_quant, reference)
                 total += sum(v.item() for v in method.loss(s).values()) / config.grad_accum
         return total
 
@@ -239,7 +222,7 @@ def train(
                 batches.append((forget_batch, retain_batch))
                 last_micro = micro == config.grad_accum - 1
                 with nullcontext() if last_micro else accelerator.no_sync(model):
-                    s = Step(config, forget_batch, retain_batch, run, run_quant, reference, margins)
+                    s = Step(config, forget_batch, retain_batch, run, run_quant, reference)
                     with _autocast(config, device):
                         terms = method.loss(s)
                     loss = sum(terms.values())
@@ -359,7 +342,7 @@ def train(
     for p in model.parameters():
         p.requires_grad_(True)
     wall = spent + time.perf_counter() - started
-    return TrainResult(model, curves, margins, mode, wall, outcome, resumes)
+    return TrainResult(model, curves, mode, wall, outcome, resumes)
 
 
 # A measured AdamW run whose check breaks the utility floor goes back to the last check that
@@ -449,41 +432,32 @@ def _forget_nll(model, encoded, pad_id, device, batch_size):
         yield nll(out.logits, out.targets) * len(index) / len(encoded)
 
 
-def _original_outputs(
-    model, quant_model, perturbed, needs, forget_enc, retain_enc, config, pad_id, device
-):
-    """Cache mode, cached reference (None when live) and margins, from one pass of θ0."""
+def _original_outputs(model, quant_model, needs, forget_enc, retain_enc, config, pad_id, device):
+    """Cache mode and cached reference (None when live), from one pass of θ0 (and Q(θ0))."""
     mode = cache_mode(
         config.cache,
         needs,
         _n_targets(forget_enc),
         _n_targets(retain_enc),
         model.config.vocab_size,
-        model.config.num_hidden_layers * model.config.hidden_size if needs.hidden else 0,
         config.cache_topk,
         config.cache_max_mb,
     )
-    measure = None
-    if needs.hinge and config.margin is None:
-        measure = calibrate(config.distance, config.margin_multiple, config.layer_margins)
+    if mode == "live":
+        return mode, None
     with _autocast(config, device):
-        reference, margins = build_reference(
-            lambda b, h: forward(model, b, h),
-            (lambda b, h: forward(quant_model, b, h)) if quant_model is not None else None,
-            (lambda b, h: forward(perturbed, b, h)) if perturbed is not None else None,
+        reference = build_reference(
+            lambda b: forward(model, b),
+            (lambda b: forward(quant_model, b)) if quant_model is not None else None,
             forget_enc,
             retain_enc,
             needs,
-            mode,
-            config.cache_topk,
+            config.cache_topk if mode == "topk" else None,
             pad_id,
             device,
             config.batch_size,
-            measure,
         )
-    if needs.hinge and config.margin is not None:
-        margins = Margins(config.margin, [config.margin] * model.config.num_hidden_layers)
-    return mode, reference, margins
+    return mode, reference
 
 
 def _sure_masks(model, forget_enc, config, pad_id, device) -> dict:
@@ -497,11 +471,11 @@ def _live_reference(model, quant_model, needs: Needs, config: UnlearnConfig) -> 
     """θ0 kept in memory: the LoRA model with adapters off, or a frozen copy."""
     orig = model if config.lora_r else frozen_copy(model)
 
-    def run_orig(batch, hidden):
+    def run_orig(batch):
         with adapters_off(orig):
-            return forward(orig, batch, hidden)
+            return forward(orig, batch)
 
-    run_quant = (lambda b, h: forward(quant_model, b, h)) if quant_model is not None else None
+    run_quant = (lambda b: forward(quant_model, b)) if quant_model is not None else None
     return LiveReference(run_orig, run_quant, needs)
 
 

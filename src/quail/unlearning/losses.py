@@ -5,8 +5,6 @@ Every function takes tensors already gathered at the positions that predict targ
 which example of the batch each token belongs to. Methods (methods.py) combine these.
 """
 
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -83,61 +81,8 @@ def _log_rest(topk_logprobs: torch.Tensor) -> torch.Tensor:
     return torch.log(-torch.expm1(total))
 
 
-def distance(
-    z: torch.Tensor,
-    z0: torch.Tensor,
-    kind: str,
-    center: bool = True,
-    targets: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Per-token distance between two (N, D) tensors, shape (N,).
-
-    With `center` (logits), the difference is first centred over the vocabulary, because the
-    softmax ignores a shift of all logits by one constant: a hinge met that way changes nothing.
-    `l2` is the root-mean-square of the difference (the L2 norm divided by √D), so a margin
-    means the same for a vocabulary of 300 or of 50 000; `linf` the largest absolute entry;
-    `mean_abs` the mean absolute entry. `target` is signed and directed: how far the target
-    token's log-probability fell, log p0(y) − log p(y), the one direction that forgets.
-    """
-    if kind == "l2":
-        return _RMSDistance.apply(z.float(), z0.float(), center)
-    if kind == "target":
-        return target_logprob(z0, targets) - target_logprob(z, targets)
-    diff = z.float() - z0.float()
-    if center:
-        diff = diff - diff.mean(-1, keepdim=True)
-    if kind == "linf":
-        return diff.abs().amax(-1)
-    if kind == "mean_abs":
-        return diff.abs().mean(-1)
-    raise ValueError(f"unknown distance {kind!r}")
-
-
-class _RMSDistance(torch.autograd.Function):
-    """The `l2` distance with a hand-written backward, d/dz = (diff − mean) / (D · dist).
-
-    Autograd's version makes about eight passes over the (N, V) logits; this one makes four
-    forward and one backward, which is what keeps QUAIL within 5% of GA+GDR per step
-    (benchmarks/step_overhead.py).
-    """
-
-    @staticmethod
-    def forward(ctx, z, z0, center):
-        diff = z - z0
-        if center:
-            diff.sub_(diff.mean(-1, keepdim=True))
-        dist = torch.linalg.vector_norm(diff, dim=-1) / math.sqrt(z.shape[-1])
-        ctx.save_for_backward(diff, dist)
-        return dist
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):
-        diff, dist = ctx.saved_tensors
-        scale = grad / (dist.clamp_min(1e-12) * diff.shape[-1])
-        return diff.mul_(scale[:, None]), None, None
-
-
 def hinge_loss(dist: torch.Tensor, margin: float) -> torch.Tensor:
-    """QUAIL hinge, mean over tokens of relu(m − d): zero once every token is m away."""
+    """QUAIL hinge, mean over tokens of relu(m − d): zero once every token is m away. quail_hinge
+    takes d = log p0(y) − log p(y), how far the answer token's log-probability fell (signed: the
+    one direction that forgets)."""
     return torch.relu(margin - dist).mean()
