@@ -13,6 +13,11 @@ from pathlib import Path
 from quail.errors import QuailError
 
 
+def cache_root() -> Path:
+    """Where converted and trained models are kept between runs: `$QUAIL_CACHE`."""
+    return Path(os.environ.get("QUAIL_CACHE") or Path.home() / ".cache" / "quail")
+
+
 def check_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Refuse, before any work, an output folder that cannot be written or would be lost."""
     path = Path(path)

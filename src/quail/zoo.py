@@ -15,9 +15,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from quail.base.cache import cache_root
 from quail.errors import QuailError
-from quail.io import atomic_dir, atomic_write_json, check_output_dir
+from quail.io import atomic_dir, atomic_write_json, cache_root, check_output_dir
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The built-in models: a small Llama that knows the world's facts, and a claims classifier."""
 
-from quail.base.cache import cache_key, cache_root, cached_model, write_base_model
+from quail.base.cache import cache_key, cached_model, write_base_model
 from quail.base.config import BASE_CONFIG, CLASSIFIER_CONFIG, BaseConfig
 from quail.base.train import read_metadata, train_base_model, train_claims_classifier
 
@@ -9,7 +9,6 @@ __all__ = [
     "CLASSIFIER_CONFIG",
     "BaseConfig",
     "cache_key",
-    "cache_root",
     "cached_model",
     "read_metadata",
     "train_base_model",

@@ -7,7 +7,6 @@ matters trains a new model and an unchanged one is reused across runs and proces
 
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 from quail.base.config import BASE_CONFIG, CLASSIFIER_CONFIG, BaseConfig
 from quail.base.train import METADATA, read_metadata, train_base_model, train_claims_classifier
 from quail.errors import QuailError
-from quail.io import atomic_dir
+from quail.io import atomic_dir, cache_root
 
 FORMAT_VERSION = 1
 # What each task's model is trained from: data files, and manifest fields that change the text.
@@ -28,10 +27,6 @@ TASKS = {
     "knowledge": (train_base_model, BASE_CONFIG),
     "claims": (train_claims_classifier, CLASSIFIER_CONFIG),
 }
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("QUAIL_CACHE") or Path.home() / ".cache" / "quail")
 
 
 def cache_key(task: str, data_dir, config: BaseConfig) -> str:

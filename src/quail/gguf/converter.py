@@ -22,7 +22,7 @@ from pathlib import Path
 
 from quail.errors import QuailError
 from quail.gguf.llamacpp import version
-from quail.io import atomic_dir
+from quail.io import atomic_dir, cache_root
 
 SCRIPT = "convert_hf_to_gguf.py"
 NEEDED = (SCRIPT, "conversion/", "gguf-py/")  # what the script imports from its tree
@@ -36,8 +36,6 @@ def local_script() -> Path:
         if not script.is_file():
             raise QuailError(f"QUAIL_LLAMA_CPP={own} holds no {SCRIPT}: point it at llama.cpp")
         return script
-    from quail.base.cache import cache_root
-
     return cache_root() / "llama.cpp" / version() / SCRIPT
 
 

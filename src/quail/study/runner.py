@@ -1,7 +1,8 @@
 """`quail run`: the study, read top to bottom.
 
 data -> base model -> for each method: unlearn -> analyze against the original -> evaluate at
-every precision -> results.json, results.md, plots, report.html.
+every precision -> results.json, results.md, plots, report.html. The data and the original
+come from the source the config names (sources.py: built-in, countries, a folder, files).
 
 Every finished piece (a "cell": an unlearned model, one evaluation, one analysis) is a file
 under OUT/cells/, written atomically; a rerun with the same config skips what exists, so an
@@ -26,6 +27,7 @@ from quail.environment import environment
 from quail.errors import QuailError
 from quail.io import atomic_write_json
 from quail.study.config import StudyConfig, study_config, unlearn_settings
+from quail.study.sources import SOURCES, original_dir, original_model, source_name
 
 SCHEMA_VERSION = 1
 
@@ -51,7 +53,7 @@ def run_study(
             _claim_output(config, out, overwrite)
         data_dir = _data(config, out, log)
         _same_data(config, data_dir, out)
-        base_dir = _base(config, data_dir, out, log)
+        base_dir = original_model(config, data_dir, out, log)
         prompts = _prompts(config, base_dir, out, log)
         eval_data = _eval_data(config, data_dir, prompts)
         original = _evaluations(base_dir, eval_data, config.specs, out / "cells" / "original", log)
@@ -108,8 +110,9 @@ def report_study(out) -> dict:
     retrain = _finished(out, "retrain", "eval", ["fp"] if config.retrain else [], missing)
     if retrain:
         _add_privleak([original, *(m["metrics"] for m in methods.values())], retrain["fp"])
-    base = _own_base(config, out) or config.base  # else a model folder or a packaged name
-    results = _results(config, _data_dir(config, out), base, original, methods, retrain or None)
+    base = original_dir(config, out) or config.base  # else a model folder or a packaged name
+    data_dir = SOURCES[source_name(config)].folder(config, out)
+    results = _results(config, data_dir, base, original, methods, retrain or None)
     del results["environment"]  # this machine's, not the one that computed the cells
     results["missing"] = missing
     from quail.report import write_report
@@ -191,49 +194,16 @@ def _claim_output(config: StudyConfig, out: Path, overwrite: bool) -> None:
 
 
 def _qa_files(config: StudyConfig) -> bool:
-    """The study asks the user's own question or text files as they are; a claims study's
-    text,label files become a data folder first (`_data`)."""
-    return bool(config.forget) and config.task == "knowledge"
-
-
-def _claim_files(config: StudyConfig):
-    """The claims study's forget, retain and test files, as `quail data import` takes them."""
-    from quail.data.importers import ImportOptions
-
-    def files(path: str | None) -> tuple[Path, ...]:
-        return (Path(path),) if path else ()
-
-    return ImportOptions(
-        forget=files(config.forget), retain=files(config.retain), test=files(config.test)
-    )
-
-
-def _data_dir(config: StudyConfig, out: Path) -> Path | None:
-    if _qa_files(config):
-        return None  # the user's own files instead of a data folder
-    builtin = config.data in ("builtin", "countries") or config.forget
-    return out / "data" if builtin else Path(config.data)
+    """The study asks the user's own question or text files as they are (no data folder)."""
+    return source_name(config) == "files"
 
 
 def _check_inputs(config: StudyConfig, verify: bool) -> None:
-    """A given data folder (or files) and model folder, checked before the study folder is
+    """The data source's inputs and a given model folder, checked before the study folder is
     claimed."""
     from quail.zoo import ZOO
 
-    for path in (config.forget, config.retain, config.test):
-        if path and not Path(path).is_file():
-            raise QuailError(f"{path}: no such file; check forget:/retain:/test: in the config")
-    if config.forget and config.task == "claims":
-        from quail.data.importers import read_source
-
-        read_source("claims", None, _claim_files(config))  # every check, before any work
-    if config.data not in ("builtin", "countries"):
-        from quail.data import verify_data_folder
-
-        if verify:
-            verify_data_folder(config.data)
-        elif not Path(config.data).is_dir():
-            raise QuailError(f"data folder {config.data} does not exist: check data: in the config")
+    SOURCES[source_name(config)].check(config, verify)
     if config.base != "builtin" and config.base not in ZOO:
         from quail.models import check_model_dir
 
@@ -259,74 +229,12 @@ def _same_data(config: StudyConfig, data_dir: Path | None, out: Path) -> None:
         )
 
 
-def _data(config: StudyConfig, out: Path, log) -> Path:
-    data_dir = _data_dir(config, out)
-    if config.forget and config.task == "claims":
-        from quail.data.importers import import_data
-
-        log("writing your text,label files as the study's data folder")
-        import_data("claims", None, data_dir, _claim_files(config))
-        return data_dir
-    if data_dir is None or config.data not in ("builtin", "countries"):
-        return data_dir
-    if config.data == "countries" and not (data_dir / "manifest.json").is_file():
-        from quail.countries import build_country_data
-
-        log(f"building the country probes ({config.data_size}, seed {config.data_seed})")
-        build_country_data(
-            data_dir,
-            _pretrained(config.base, log),
-            misinformation=bool(config.inject),
-            size=config.data_size,
-            seed=config.data_seed,
-            log=log,
-        )
-    if not (data_dir / "manifest.json").is_file():
-        from quail.data import build_dataset
-
-        log(f"building the built-in data set ({config.data_size}, seed {config.data_seed})")
-        build_dataset(data_dir, seed=config.data_seed, size=config.data_size)
+def _data(config: StudyConfig, out: Path, log) -> Path | None:
+    """The study's data folder (None for the user's question files), written on first use."""
+    source = SOURCES[source_name(config)]
+    data_dir = source.folder(config, out)
+    source.build(config, data_dir, log)
     return data_dir
-
-
-def _pretrained(base: str, log) -> Path:
-    """A model folder, or the name of a packaged model (quail.zoo), converted on first use."""
-    from quail.zoo import ZOO, get_model
-
-    if base in ZOO:
-        return get_model(base, log=log)
-    from quail.models import check_model_dir
-
-    return check_model_dir(base)
-
-
-def _own_base(config: StudyConfig, out: Path) -> Path | None:
-    """Where the study keeps its original (injected, or the built-in model); None when the
-    original is the given base itself."""
-    if config.inject:
-        return out / "original"
-    return out / "base" if config.base == "builtin" else None
-
-
-def _base(config: StudyConfig, data_dir: Path, out: Path, log) -> Path:
-    """The study's original: the built-in model, a given one, or a given one after the
-    misinformation in the forget set was injected into it (`inject`, quail.countries)."""
-    base_dir = _own_base(config, out)
-    if base_dir is None:
-        return _pretrained(config.base, log)
-    if config.inject:
-        if not (base_dir / "config.json").is_file():
-            from quail.countries import inject
-
-            log("injecting the forget set's false claims into the base model")
-            inject(_pretrained(config.base, log), data_dir, config.inject, base_dir, log=log)
-        return base_dir
-    if not (base_dir / "config.json").is_file():
-        from quail.base import write_base_model
-
-        log("getting the built-in base model (trained once, then cached)")
-        write_base_model(data_dir, base_dir, config.task, log=log)
-    return base_dir
 
 
 def _retrained(data_dir: Path, out: Path, log) -> Path:
