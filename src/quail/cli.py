@@ -299,6 +299,10 @@ def evaluate(
     limit: Annotated[int | None, typer.Option(help="At most this many probes per set.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
     verify: Annotated[bool, typer.Option(help="Check --data against its manifest.")] = True,
+    tofu_reference: Annotated[
+        Path | None,
+        typer.Option(help="TOFU's retain model (a model folder): gives tofu_forget_quality."),
+    ] = None,
 ) -> None:
     """Every metric at full precision and under each quantization spec."""
     from rich.table import Table
@@ -309,6 +313,7 @@ def evaluate(
     from quail.evaluation import load_eval_data, load_file_eval_data
     from quail.evaluation.fidelity import fp_reference
     from quail.evaluation.suite import load_claim_file_eval_data
+    from quail.evaluation.tofu import NO_REFERENCE, reference_ratios
     from quail.io import atomic_write_json, check_output_file
     from quail.models import check_finite, load_model, load_tokenizer
     from quail.quant import parse_spec
@@ -338,6 +343,10 @@ def evaluate(
     if qa_files:
         prompts = _asked(question_format, model, tokenizer, retain)
         eval_data = load_file_eval_data(forget, retain, tokenizer, limit, prompts=prompts)
+    if tofu_reference is not None:
+        eval_data.tofu_reference = reference_ratios(tofu_reference, eval_data.tofu)
+    elif eval_data.tofu:
+        console.print(NO_REFERENCE)
     results, reference = {}, None
     for spec in specs:
         with console.status(f"evaluating {model_dir.name} under {spec}"):

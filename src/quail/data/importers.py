@@ -31,7 +31,8 @@ TOFU_SPLITS = {
     "forget05": ("retain95", "holdout05"),
     "forget10": ("retain90", "holdout10"),
 }
-TOFU_EVAL_ONLY = ("world_facts", "real_authors")  # no place in a data folder (docs/DATA.md)
+# evaluation only: their *_perturbed files go to tofu_utility.jsonl, for TOFU's model utility
+TOFU_EVAL_ONLY = ("world_facts", "real_authors")
 TABLES = (".json", ".jsonl", ".csv", ".parquet")
 USER_SUFFIXES = (*TABLES, ".txt")
 SPLITS = ("forget", "retain", "holdout")
@@ -80,6 +81,7 @@ class Folder:
     skipped: list[str] = field(default_factory=list)
     manifest: dict = field(default_factory=dict)  # what the format adds (split, question_format)
     splits: dict[str, str] = field(default_factory=dict)  # entity id: its split
+    utility: list[dict] = field(default_factory=list)  # TOFU's real authors and world facts
     counts: dict[str, int] = field(default_factory=dict)  # entity id: its passages so far
 
     def entity(self, path: Path, name: str, split: str) -> str:
@@ -180,6 +182,8 @@ def read_source(fmt: str, src, options: ImportOptions = ImportOptions()) -> Impo
         "passages.jsonl": folder.passages,
         "qa.jsonl": folder.qa,
     }
+    if folder.utility:
+        records["tofu_utility.jsonl"] = folder.utility
     return Imported(records, manifest, folder.missing, folder.skipped)
 
 
@@ -273,7 +277,7 @@ def _tofu(src: Path, options: ImportOptions, folder: Folder) -> None:
     _tofu_set(src, retain, "retain_perturbed", "retain", folder)
     _tofu_set(src, holdout, None, "holdout", folder)
     for stem in TOFU_EVAL_ONLY:
-        folder.skipped += [p.name for s in (stem, f"{stem}_perturbed") if (p := _table(src, s))]
+        _tofu_utility(src, stem, folder)
     folder.manifest["split"] = split
 
 
@@ -306,6 +310,27 @@ def _tofu_set(src: Path, name: str, perturbed: str | None, split: str, folder: F
             paraphrase = _text(more, "paraphrased_question", where)
             folder.probe(eid, name, paraphrase, answer, paraphrase=True)
     return True
+
+
+def _tofu_utility(src: Path, stem: str, folder: Folder) -> None:
+    """Real authors or world facts with their perturbed answers, for model utility only: in no
+    split, so nothing trains on them. Without the perturbed file they are not imported."""
+    plain, path = _table(src, stem), _table(src, f"{stem}_perturbed")
+    if path is None:
+        folder.skipped += [plain.name] if plain else []
+        return
+    folder.sources[path.name] = file_sha256(path)
+    for number, row in _numbered(path):
+        where = f"{path}, record {number}"
+        folder.utility.append(
+            {
+                "id": f"{stem}-{number}",
+                "set": stem,
+                "question": _text(row, "question", where),
+                "answer": _text(row, "answer", where),
+                "perturbed_answer": _texts(row.get("perturbed_answer"), "perturbed_answer", where),
+            }
+        )
 
 
 def _numbered(path: Path) -> list[tuple[int, dict]]:

@@ -5,16 +5,21 @@ import string
 from functools import lru_cache
 
 
-@lru_cache(maxsize=1)
-def _scorer():
+@lru_cache(maxsize=2)
+def _scorer(stemmer: bool = False):
     from rouge_score import rouge_scorer
 
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=stemmer)
 
 
 def rouge_l_f1(prediction: str, reference: str) -> float:
     """ROUGE-L F1 in [0, 1] on rouge-score's tokens (lowercased alphanumeric words)."""
     return _scorer().score(reference, prediction)["rougeL"].fmeasure
+
+
+def rouge_l_recall(prediction: str, reference: str) -> float:
+    """TOFU's ROUGE: ROUGE-L recall in [0, 1], with the Porter stemmer as TOFU scores."""
+    return _scorer(stemmer=True).score(reference, prediction)["rougeL"].recall
 
 
 _PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")

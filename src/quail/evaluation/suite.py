@@ -14,6 +14,7 @@ Metric names (all higher = the model knows/does more), as in results.json:
 | `ppl_retain` | perplexity on retain passages (lower is better) |
 | `ppl_general` | perplexity on held-out general text, never trained on (lower is better) |
 | `acc_claims_forget`, `acc_claims_retain`, `acc_claims_test` | claims task accuracy |
+| `tofu_*` | TOFU's own metrics, on a folder holding its perturbed answers (quail.evaluation.tofu) |
 
 `quail.evaluation.evaluate` adds, under every spec but fp, `kld_*`, `top1_*` and `ppl_ratio_*`:
 fidelity to the same model at fp (quail.evaluation.fidelity).
@@ -33,6 +34,7 @@ from quail.data import (
 )
 from quail.data.load import claim_example, question_format
 from quail.evaluation import metrics
+from quail.evaluation.tofu import TofuProbe, load_tofu, tofu_scores
 
 FORGET_METRICS = ("knowmem_forget", "em_forget", "verbmem_forget")
 
@@ -45,6 +47,8 @@ class EvalData:
     # forget, retain, holdout, heldout_general
     passages: dict[str, list[str]] = field(default_factory=dict)
     claims: dict[str, list[Example]] = field(default_factory=dict)  # forget, retain, test
+    tofu: dict[str, list[TofuProbe]] = field(default_factory=dict)  # forget, retain, ...
+    tofu_reference: list[float] | None = None  # the retain model's forget-set truth ratios
 
 
 def _sample(items: list, limit: int | None, seed: int) -> list:
@@ -75,6 +79,7 @@ def load_eval_data(data_dir, task: str = "knowledge", limit: int | None = None, 
     return EvalData(
         qa={k: [qa_example(r, template) for r in _sample(v, limit, seed)] for k, v in qa.items()},
         passages={k: _sample(v, limit, seed) for k, v in passages.items()},
+        tofu={k: _sample(v, limit, seed) for k, v in load_tofu(data_dir).items()},
     )
 
 
@@ -139,6 +144,8 @@ def metric_calls(model, tokenizer, data: EvalData) -> dict[str, Callable[[], dic
         calls["ppl_general"] = lambda: {
             "ppl_general": metrics.perplexity(model, tokenizer, passages["heldout_general"])
         }
+    if data.tofu:
+        calls["tofu"] = lambda: tofu_scores(model, tokenizer, data.tofu, data.tofu_reference)
     if any(data.claims.values()):
         calls["claims"] = lambda: {
             f"acc_claims_{split}": result["exact_match"]

@@ -47,6 +47,7 @@ class StudyConfig:
     analysis_specs: list[str] | None = None  # default: every quantized spec in `specs`
     headline_metric: str | None = None  # default: knowmem_forget, or acc_claims_forget
     eval_limit: int | None = 200  # probes per set (a seeded sample), to bound the run time
+    tofu_reference: str | None = None  # TOFU's retain model: tofu_forget_quality on its import
     # every N steps, each method's forgetting and utility on the analysis grid, without stopping
     # it: the report's frontier (forget in the shipped format against retain, budget by budget)
     trace_every: int = 0
@@ -118,7 +119,7 @@ def load_study_config(path, overrides: list[str] = ()) -> StudyConfig:
         raise QuailError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(values, dict):
         raise QuailError(f"{path} must hold a mapping of key: value")
-    for key in ("data", "base", "forget", "retain", "test"):  # relative to the config file
+    for key in ("data", "base", "forget", "retain", "test", "tofu_reference"):  # beside the file
         if isinstance(values.get(key), str):
             values[key] = _beside(path.parent, values[key])
     return study_config(values, overrides)

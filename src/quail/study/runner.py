@@ -55,7 +55,7 @@ def run_study(
         _same_data(config, data_dir, out)
         base_dir = original_model(config, data_dir, out, log)
         prompts = _prompts(config, base_dir, out, log)
-        eval_data = _eval_data(config, data_dir, prompts)
+        eval_data = _eval_data(config, data_dir, prompts, log)
         original = _evaluations(base_dir, eval_data, config.specs, out / "cells" / "original", log)
     methods = {}
     for run in config.methods:
@@ -280,11 +280,12 @@ def _prompts(config: StudyConfig, base_dir: Path, out: Path, log):
     return prompts_for("plain" if form == "auto" else form, config.retain, tokenizer)
 
 
-def _eval_data(config: StudyConfig, data_dir: Path | None, prompts):
+def _eval_data(config: StudyConfig, data_dir: Path | None, prompts, log):
     from quail.evaluation import load_eval_data, load_file_eval_data
+    from quail.evaluation.tofu import NO_REFERENCE, reference_ratios
 
     if _qa_files(config):
-        return load_file_eval_data(
+        data = load_file_eval_data(
             config.forget,
             config.retain,
             prompts.tokenizer,
@@ -292,7 +293,13 @@ def _eval_data(config: StudyConfig, data_dir: Path | None, prompts):
             config.data_seed,
             prompts,
         )
-    return load_eval_data(data_dir, config.task, config.eval_limit, config.data_seed)
+    else:
+        data = load_eval_data(data_dir, config.task, config.eval_limit, config.data_seed)
+    if config.tofu_reference is not None:
+        data.tofu_reference = reference_ratios(config.tofu_reference, data.tofu)
+    elif data.tofu:
+        log(NO_REFERENCE)
+    return data
 
 
 def _evaluations(model_dir: Path, eval_data, specs: list[str], cell: Path, log) -> dict:
