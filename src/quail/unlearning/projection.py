@@ -17,6 +17,7 @@ carries its errors into the later columns in one matrix product.
 """
 
 import copy
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -106,24 +107,42 @@ def _round(weight, original, grids, spec: QuantSpec, gram):
     inverse = torch.linalg.cholesky(
         torch.cholesky_inverse(torch.linalg.cholesky(damped)), upper=True
     )
-    w, out = weight.double().clone(), torch.empty_like(weight)
-    columns = w.shape[2]
-    for begin in range(0, columns, BLOCK):
-        end = min(begin + BLOCK, columns)
-        errors = w.new_empty(w.shape[0], w.shape[1], end - begin)
-        for i in range(begin, end):
-            shift = 0.0 if zero is None else zero[:, :, i].double()
-            codes = torch.round((w[:, :, i] - shift) / scale[:, :, i].double())
-            codes = codes.clamp(lowest, highest).float()
-            value = codes * scale[:, :, i]
-            if zero is not None:
-                value = value + zero[:, :, i]  # rtn_values' arithmetic
-            out[:, :, i] = torch.where(extreme[:, :, i], original[:, :, i], value)
-            error = (w[:, :, i] - out[:, :, i].double()) / inverse[:, i, i, None]
-            w[:, :, i + 1 : end] -= error[:, :, None] * inverse[:, None, i, i + 1 : end]
-            errors[:, :, i - begin] = error
-        w[:, :, end:] -= errors @ inverse[:, begin:end, end:]
-    return out
+    # columns first, so that each column and each block of columns is contiguous in memory
+    scale, extreme, original = (t.transpose(1, 2).contiguous() for t in (scale, extreme, original))
+    zero = None if zero is None else zero.transpose(1, 2).contiguous()
+    w = weight.transpose(1, 2).double().contiguous()
+    out = torch.empty_like(original)
+    columns = w.shape[1]
+    with one_thread():  # thousands of small ops
+        for begin in range(0, columns, BLOCK):
+            end = min(begin + BLOCK, columns)
+            errors = w.new_empty(w.shape[0], end - begin, w.shape[2])
+            for i in range(begin, end):
+                shift = 0.0 if zero is None else zero[:, i].double()
+                codes = torch.round((w[:, i] - shift) / scale[:, i].double())
+                codes = codes.clamp(lowest, highest).float()
+                value = codes * scale[:, i]
+                if zero is not None:
+                    value = value + zero[:, i]  # rtn_values' arithmetic
+                out[:, i] = torch.where(extreme[:, i], original[:, i], value)
+                error = (w[:, i] - out[:, i].double()) / inverse[:, i, i, None]
+                w[:, i + 1 : end] -= inverse[:, i, i + 1 : end, None] * error[:, None, :]
+                errors[:, i - begin] = error
+            w[:, end:] -= inverse[:, begin:end, end:].transpose(1, 2) @ errors
+    return out.transpose(1, 2)
+
+
+@contextmanager
+def one_thread():
+    """torch on one CPU thread: the column loop is thousands of small ops, and on a CPU shared
+    with other work handing each to a second thread costs more than it saves (SmolLM2's gate
+    and up layers: 11.6 s on one thread, 33 s on two; benchmarks/rounding_speed.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def project(
