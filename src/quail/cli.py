@@ -347,11 +347,9 @@ def evaluate(
         eval_data.tofu_reference = reference_ratios(tofu_reference, eval_data.tofu)
     elif eval_data.tofu:
         console.print(NO_REFERENCE)
-    results, reference = {}, None
+    results, reference = {}, fp_reference(model, tokenizer, eval_data)  # computed once, if asked
     for spec in specs:
         with console.status(f"evaluating {model_dir.name} under {spec}"):
-            if spec != "fp" and reference is None:  # the fidelity metrics' fp side, once
-                reference = fp_reference(model, tokenizer, eval_data)
             results.update(evaluate_under(model, eval_data, [spec], tokenizer, reference=reference))
     table = Table("metric", *specs, title=f"{model_dir}")
     names = dict.fromkeys(  # numbers, not the per-probe scores; fp has no fidelity metrics

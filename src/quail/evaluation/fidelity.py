@@ -14,7 +14,7 @@ distributions, computed once per model and reused for every spec, are TOKENS × 
 floats per set.
 """
 
-from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -25,12 +25,20 @@ SETS = {"retain": "retain", "general": "heldout_general"}  # metric suffix: Eval
 TOKENS = 512
 
 
-@dataclass
 class Reference:
-    """The fp model's next-token log-probabilities on the token lists the metrics score."""
+    """The fp model's next-token log-probabilities on the token lists the metrics score,
+    computed on first use: make one per model and pass it to every call that evaluates it
+    (an evaluation at fp alone never computes them)."""
 
-    tokens: dict[str, list[list[int]]]  # set suffix: token lists
-    logprobs: dict[str, list[torch.Tensor]]  # set suffix: (len − 1, vocabulary) per list
+    def __init__(self, model, tokens: dict[str, list[list[int]]]):
+        self.model, self.tokens = model, tokens  # set suffix: token lists
+
+    @cached_property
+    def logprobs(self) -> dict[str, list[torch.Tensor]]:  # (len − 1, vocabulary) per list
+        return {
+            suffix: [next_token_logprobs(self.model, t) for t in lists]
+            for suffix, lists in self.tokens.items()
+        }
 
 
 def token_sets(tokenizer, passages: dict, max_tokens: int, context: int) -> dict:
@@ -54,11 +62,7 @@ def token_sets(tokenizer, passages: dict, max_tokens: int, context: int) -> dict
 def fp_reference(model, tokenizer, data, max_tokens: int = TOKENS) -> Reference:
     """The reference every spec of `model` is measured against: `model` itself, unquantized."""
     context = getattr(model.config, "max_position_embeddings", None) or max_tokens
-    tokens = token_sets(tokenizer, data.passages, max_tokens, context)
-    logprobs = {
-        suffix: [next_token_logprobs(model, t) for t in lists] for suffix, lists in tokens.items()
-    }
-    return Reference(tokens, logprobs)
+    return Reference(model, token_sets(tokenizer, data.passages, max_tokens, context))
 
 
 def fidelity(model, reference: Reference) -> dict[str, float]:

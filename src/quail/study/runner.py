@@ -307,7 +307,6 @@ def _evaluations(model_dir: Path, eval_data, specs: list[str], cell: Path, log) 
     spec still needs evaluating."""
     from quail.evaluation import evaluate, fp_reference
     from quail.models import load_model, load_tokenizer
-    from quail.quant import parse_spec
 
     results, model, tokenizer, reference = {}, None, None, None
     for spec in specs:
@@ -315,8 +314,7 @@ def _evaluations(model_dir: Path, eval_data, specs: list[str], cell: Path, log) 
         if not path.is_file():
             if model is None:
                 model, tokenizer = load_model(model_dir, dtype="float32"), load_tokenizer(model_dir)
-            if not parse_spec(spec).is_fp and reference is None:  # fidelity's fp side, once
-                reference = fp_reference(model, tokenizer, eval_data)
+                reference = fp_reference(model, tokenizer, eval_data)  # computed once, if asked
             log(f"evaluating {cell.name} under {spec}")
             scores = evaluate(model, eval_data, [spec], tokenizer, reference=reference)[spec]
             atomic_write_json(path, scores)
