@@ -148,7 +148,14 @@ def live_lock(case, world):
 
 
 def study(text: str, relative: str = "study.yaml"):
-    return file_at(relative, text.encode())
+    """A study config at `relative`; {model} and {data} name the world's model and data."""
+
+    def setup(case, world):
+        (case / relative).parent.mkdir(parents=True, exist_ok=True)
+        paths = text.replace("{model}", str(world / "model")).replace("{data}", str(world / "data"))
+        (case / relative).write_text(paths)
+
+    return setup
 
 
 def both(*setups):
@@ -492,10 +499,10 @@ CASES = [
     Case("run-config-missing", RUN, "does not exist"),
     Case("run-config-not-yaml", RUN, "not valid YAML", study("methods: [ga,\n")),
     Case("run-config-a-list", RUN, "mapping", study("- ga\n")),
-    Case("run-methods-a-string", RUN, "must be a list", study("methods: ga\n")),
+    Case("run-methods-a-number", RUN, "must be a list", study("methods: 5\n")),
     Case("run-specs-a-number", RUN, "must be a list", study("methods: [ga]\nspecs: 5\n")),
     Case("run-unknown-method", RUN, "unknown method", study("methods: [forgetful]\n")),
-    Case("run-unknown-key", RUN, "unknown study config key", study("methods: [ga]\nseedz: 1\n")),
+    Case("run-unknown-key", RUN, "did you mean 'specs'", study("methods: [ga]\nspecz: [fp]\n")),
     Case("run-eval-limit-negative", RUN, "eval_limit", study("methods: [ga]\neval_limit: -5\n")),
     Case("run-bad-lr", RUN, "lr", study("methods: [ga]\nunlearn: {lr: -1}\n")),
     Case(

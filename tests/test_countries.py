@@ -237,7 +237,7 @@ def test_inject_settings_are_checked_before_anything_runs():
     from quail.countries import inject_config
 
     assert inject_config({"lr": "1e-4", "steps": 3}).lr == 1e-4  # YAML reads 1e-4 as a string
-    with pytest.raises(QuailError, match="unknown inject setting 'stepz'"):
+    with pytest.raises(QuailError, match="unknown inject setting 'stepz'; did you mean 'steps'"):
         inject_config({"stepz": 3})
     with pytest.raises(QuailError, match="unknown quantization spec"):
         inject_config({"check_quant": "int3x"})

@@ -42,6 +42,7 @@ def test_spec_grammar(text, name):
     spec = parse_spec(text)
     assert spec.name == name
     assert parse_spec(spec.name) == spec
+    assert parse_spec(text) is spec  # parsed once: the same frozen spec every time
 
 
 @pytest.mark.parametrize(

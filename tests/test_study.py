@@ -288,10 +288,15 @@ def test_quail_keeps_its_own_settings_over_the_baselines_shared_budget():
         ({"methods": ["ga"], "specs": ["int9"]}, "bits out of range"),
         ({"methods": ["ga", "ga"]}, "unique"),
         ({"methods": ["ga"], "headline_metric": "em_retain"}, "not a forget metric"),
-        ({"methods": "ga"}, "'methods' must be a list"),  # once 'unknown method g'
+        ({"methods": "ga,gaa"}, "unknown method 'gaa'"),  # a string is a comma list
+        ({"methods": 5}, "'methods' must be a list"),
         ({"methods": ["ga"], "specs": 5}, "'specs' must be a list"),
-        ({"methods": ["ga"], "specs": ["fp", 5]}, "spec 5 is not a spec string"),
-        ({"methods": ["ga"], "analysis_specs": "int4"}, "'analysis_specs' must be a list"),
+        ({"methods": ["ga"], "specs": ["fp", 5]}, "'specs' must be a list of strings"),
+        ({"methods": ["ga"], "analysis_specs": ["int4", 4]}, "'analysis_specs' must be a list"),
+        ({"methods": ["ga"], "unlearn": [1]}, "'unlearn' must be a mapping"),
+        ({"methods": ["ga"], "eval_limit": "all"}, "'eval_limit' must be int"),
+        ({"methods": ["ga"], "trace_every": -1}, "trace_every must be a whole number"),
+        ({"methods": ["ga"], "sepcs": ["int4"]}, "did you mean 'specs'"),
         ({"methods": ["ga"], "eval_limit": -5}, "eval_limit must be a whole number >= 1"),
         ({"methods": ["ga"], "eval_limit": 0}, "eval_limit must be a whole number >= 1"),
     ],

@@ -31,9 +31,9 @@ import torch
 from quail.data import load_qa, load_unlearning_sets, qa_example
 from quail.data.batches import collate, encode, stream_indices
 from quail.data.load import question_format
-from quail.errors import QuailError
 from quail.evaluation.metrics import knowledge
 from quail.io import atomic_dir, atomic_write_json
+from quail.settings import build
 
 
 @dataclass
@@ -54,19 +54,8 @@ class InjectConfig:
 
 
 def inject_config(values: dict) -> InjectConfig:
-    """Check the settings; numbers may come as strings (YAML reads `1e-4` as one)."""
-    kinds = {f.name: f.type for f in dataclasses.fields(InjectConfig)}
-    unknown = sorted(set(values) - set(kinds))
-    if unknown:
-        raise QuailError(f"unknown inject setting {unknown[0]!r}: use {', '.join(sorted(kinds))}")
-    values = dict(values)
-    for key, value in values.items():
-        if kinds[key] in (int, float) and not isinstance(value, kinds[key]):
-            try:
-                values[key] = kinds[key](value)
-            except (TypeError, ValueError):
-                raise QuailError(f"inject setting {key} must be a number, got {value!r}") from None
-    config = InjectConfig(**values)
+    """Check the settings, and the specs they name, before anything runs."""
+    config = build(InjectConfig, values, "inject setting")
     from quail.quant import parse_spec
 
     for spec in (config.check_quant, config.snap):

@@ -43,6 +43,7 @@ below need groups, and 64 divides the widths of common models (576, 960, 2048, 4
 does not always.
 """
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
@@ -137,9 +138,16 @@ _BACKEND = re.compile(r"^([a-z]+)-int(\d+)(?:-g(\d+))?$")
 
 
 def parse_spec(text: str) -> QuantSpec:
-    """Parse a spec string; raise QuailError with a one-line message on anything malformed."""
+    """Parse a spec string; raise QuailError with a one-line message on anything malformed.
+    Each string is parsed once: configs keep the text (it is what results record), and every
+    later call returns the same frozen spec."""
     if not isinstance(text, str):  # e.g. a YAML list item that parsed as a number
         raise QuailError(f"quantization spec {text!r} is not a spec string: write e.g. int4")
+    return _parse(text)
+
+
+@functools.cache
+def _parse(text: str) -> QuantSpec:
     spec = text.strip().lower()
     if "+" in spec:
         return _parse_with_embeddings(spec, text)

@@ -16,11 +16,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from quail.errors import QuailError
 from quail.evaluation.suite import FORGET_METRICS
 from quail.quant import parse_spec
+from quail.settings import build, read_yaml, with_overrides
 from quail.unlearning.methods import METHODS
 
 
@@ -74,51 +73,20 @@ def _method(entry) -> MethodRun:
 def study_config(values: dict, overrides: list[str] = ()) -> StudyConfig:
     """Build and check a StudyConfig from a mapping plus `key=value` overrides (`unlearn.key=`
     and `inject.key=` set one entry of those mappings)."""
-    values = dict(values)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise QuailError(f"override {item!r} is not key=value: write e.g. eval_limit=50")
-        value = yaml.safe_load(raw)
-        head, dot, sub = key.partition(".")
-        if dot and head in ("unlearn", "inject"):  # the two mappings of settings
-            values[head] = {**(values.get(head) or {}), sub: value}
-        else:
-            values[key] = value
-    known = {f.name for f in dataclasses.fields(StudyConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise QuailError(
-            f"unknown study config key {unknown[0]!r}: use one of {', '.join(sorted(known))}"
-        )
-    for key in ("methods", "specs", "analysis_specs"):
-        if values.get(key) is not None and not isinstance(values[key], list):
-            raise QuailError(
-                f"study config {key!r} must be a list, got {values[key]!r}: write e.g. "
-                f"{key}: [{'ga_gdr, quail' if key == 'methods' else 'fp, int4'}]"
-            )
-    trace = values.get("trace_every", 0)
-    if not isinstance(trace, int) or isinstance(trace, bool) or trace < 0:
-        raise QuailError(f"trace_every must be a whole number of steps >= 0, got {trace!r}")
-    limit = values.get("eval_limit")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        raise QuailError(f"eval_limit must be a whole number >= 1 or null, got {limit!r}")
-    values["methods"] = [_method(m) for m in values.get("methods") or []]
-    config = StudyConfig(**values)
+    values = with_overrides(values, overrides, nested=("unlearn", "inject"))
+    if values.get("methods", []) is None:
+        values["methods"] = []  # an empty `methods:` line: _validate says what to write
+    if isinstance(values.get("methods"), str):  # methods=ga_gdr,quail on the command line
+        values["methods"] = [m.strip() for m in values["methods"].split(",") if m.strip()]
+    config = build(StudyConfig, values, "study config key")
+    config.methods = [_method(m) for m in config.methods]
     _validate(config)
     return config
 
 
 def load_study_config(path, overrides: list[str] = ()) -> StudyConfig:
     path = Path(path)
-    if not path.is_file():
-        raise QuailError(f"study config {path} does not exist: check the path")
-    try:
-        values = yaml.safe_load(path.read_text("utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise QuailError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
-    if not isinstance(values, dict):
-        raise QuailError(f"{path} must hold a mapping of key: value")
+    values = read_yaml(path, "study config")
     for key in ("data", "base", "forget", "retain", "test", "tofu_reference"):  # beside the file
         if isinstance(values.get(key), str):
             values[key] = _beside(path.parent, values[key])
@@ -135,6 +103,12 @@ def _beside(folder: Path, value: str) -> str:
 
 
 def _validate(config: StudyConfig) -> None:
+    if config.trace_every < 0:
+        raise QuailError(
+            f"trace_every must be a whole number of steps >= 0, got {config.trace_every}"
+        )
+    if config.eval_limit is not None and config.eval_limit < 1:
+        raise QuailError(f"eval_limit must be a whole number >= 1 or null, got {config.eval_limit}")
     if not config.methods:
         raise QuailError("the study lists no methods: add e.g. `methods: [ga_gdr, quail]`")
     for run in config.methods:

@@ -4,14 +4,12 @@ Flat on purpose, so that every field can be overridden from the command line by 
 """
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from quail.errors import QuailError
 from quail.quant import parse_spec
+from quail.settings import build, read_yaml, with_overrides
 from quail.unlearning.methods import METHODS
 
 CHOICES = {
@@ -88,40 +86,9 @@ class UnlearnConfig:
     progress: bool = True
 
 
-def _coerce(name: str, value, kind):
-    """Check (and for numbers, widen) a value against a field's annotated type."""
-    args = typing.get_args(kind)
-    if type(None) in args:
-        if value is None:
-            return None
-        kind = next(a for a in args if a is not type(None))
-    if typing.get_origin(kind) is list:
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise QuailError(f"config '{name}' must be a list of strings, got {value!r}")
-        return value
-    if kind is float and isinstance(value, (int, str)) and not isinstance(value, bool):
-        try:
-            return float(value)  # YAML 1.1 reads 1e-5 (no dot) as a string
-        except ValueError:
-            pass
-    if kind is bool and isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise QuailError(f"config '{name}' must be {kind.__name__}, got {value!r}")
-    return value
-
-
 def make_config(values: dict | None = None, overrides: list[str] | tuple[str, ...] = ()):
     """Build a config from a dict (e.g. parsed YAML) then `key=value` strings, and validate it."""
-    types = typing.get_type_hints(UnlearnConfig)
-    merged = dict(values or {})
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise QuailError(f"override '{item}' is not key=value (e.g. lr=1e-5)")
-        merged[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+    merged = with_overrides(values or {}, overrides)
     method = METHODS.get(merged.get("method", UnlearnConfig.method))
     merged = dict(method.defaults if method else ()) | merged  # the method's starting point
     removed = sorted(set(merged) & set(REMOVED))
@@ -131,29 +98,14 @@ def make_config(values: dict | None = None, overrides: list[str] | tuple[str, ..
             "(docs/METHODS.md, 'QUAIL hinge'): quail_hinge always hinges the answer's "
             "log-probability on the quantized model by a fixed margin; delete the key"
         )
-    unknown = sorted(set(merged) - set(types))
-    if unknown:
-        raise QuailError(f"unknown config key '{unknown[0]}'; known: {', '.join(sorted(types))}")
-    config = UnlearnConfig(**{k: _coerce(k, v, types[k]) for k, v in merged.items()})
+    config = build(UnlearnConfig, merged)
     validate(config)
     return config
 
 
 def load_config(path: str | Path | None = None, overrides=()) -> UnlearnConfig:
     """Read a YAML file of config keys (if given) and apply `key=value` overrides."""
-    values = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise QuailError(f"config file {path} does not exist")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            first = str(err).splitlines()[0]
-            raise QuailError(f"config file {path} is not valid YAML: {first}") from None
-        if not isinstance(values, dict):
-            raise QuailError(f"config file {path} must hold a mapping of key: value")
-    return make_config(values, overrides)
+    return make_config(read_yaml(path) if path is not None else {}, overrides)
 
 
 def validate(config: UnlearnConfig) -> None:
