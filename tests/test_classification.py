@@ -181,6 +181,19 @@ def test_unlearn_and_evaluate_take_the_files_as_the_study_does(study, tweets, tm
     assert (unlearned["n_forget"], unlearned["n_retain"]) == (6, 32)
 
 
+def test_quail_on_claims_aims_at_the_held_out_accuracy(study, tweets, tmp_path):
+    run, _ = study
+    root, _ = tweets
+    files = ["--task", "claims", "--forget", root / "forget.csv", "--retain", root / "retain.jsonl"]
+    result = cli("unlearn", "--model", run / "base", *files, "--test", root / "test.csv",
+                 "--out", tmp_path / "out", "--method", "quail", "--quant", "int4", "steps=2",
+                 "check_every=1", "batch_size=4", "progress=false")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    stop = json.loads((tmp_path / "out" / "run.json").read_text())["stop"]
+    assert {"forget", "retain", "holdout"} == set(stop["original"]["fp"])
+    assert "held-out examples" in result.output or stop["reason"] != "target"
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [

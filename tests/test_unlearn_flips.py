@@ -7,6 +7,8 @@ import pytest
 import torch
 
 import unlearn_tiny as tiny
+from quail.data.examples import Example
+from quail.errors import QuailError
 from quail.quant import (
     fake_quantize,
     parse_spec,
@@ -215,3 +217,28 @@ def test_a_measured_flip_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     for name in straight:
         assert torch.equal(straight[name], resumed[name]), name
     assert [c["step"] for c in result.outcome.checks] == list(range(9))
+
+
+def test_held_out_examples_set_the_aim_and_the_stop_fires_there_not_before():
+    """A classifier that never saw a campaign still labels most of it: given held-out examples,
+    forgetting aims at the original's score on them, not at `target` x its forget score."""
+    forget, retain = tiny.split()
+    # a set the model half knows: the retain facts, and the forget questions with each other's
+    # answers (which it never learned)
+    answers = [e.target for e in forget[1:]] + [forget[0].target]
+    holdout = retain + [Example(e.prompt, a) for e, a in zip(forget, answers, strict=True)]
+    config = SETTINGS | {"target": 0.0}  # on its own, this target never holds
+    result = unlearn(snapped(), forget, retain, config, tokenizer=tiny.tokenizer(), holdout=holdout)
+    outcome = result.outcome
+    original = outcome.original
+    assert all(0 < original[f]["holdout"] < original[f]["forget"] for f in original)
+    held = [
+        all(c["scores"][f]["forget"] <= original[f]["holdout"] for f in original)
+        for c in outcome.checks[1:]
+    ]
+    assert outcome.reason == "target" and held[-1] and not any(held[:-1])
+    assert all("holdout" not in c["scores"][f] for c in outcome.checks[1:] for f in original)
+    assert "held-out examples" in result.statement
+    with pytest.raises(QuailError, match="does not measure: use method quail"):
+        unlearn(snapped(), forget, retain, {"method": "ga_gdr"}, tokenizer=tiny.tokenizer(),
+                holdout=holdout)  # fmt: skip

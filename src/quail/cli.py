@@ -78,7 +78,11 @@ ForgetFile = Annotated[
 ]
 RetainFile = Annotated[Path | None, typer.Option(help="Your retain set (with --forget).")]
 TestFile = Annotated[
-    Path | None, typer.Option(help="--task claims: held-out text,label records (with --forget).")
+    Path | None,
+    typer.Option(
+        help="--task claims: held-out text,label records (with --forget); quail stops when the "
+        "forget accuracy falls to the original's on them."
+    ),
 ]
 QuestionFormat = Annotated[
     str, typer.Option(help="How question,answer records are asked: auto, plain, few-shot, chat.")
@@ -375,6 +379,7 @@ def unlearn_command(
     data: DataFolder = None,
     forget: ForgetFile = None,
     retain: RetainFile = None,
+    test: TestFile = None,
     question_format: QuestionFormat = "auto",
     method: Annotated[
         str | None, typer.Option("--method", help="ga, ga_gdr, npo_gdr, quail, ... (see docs).")
@@ -401,23 +406,30 @@ def unlearn_command(
     (settings: docs/UNLEARN.md). --method and --quant override --config; key=value wins."""
     import torch
 
-    from quail.data import load_claim_sets, load_unlearning_sets, verify_data_folder
+    from quail.data import (
+        load_claim_sets,
+        load_claim_test,
+        load_unlearning_sets,
+        verify_data_folder,
+    )
     from quail.data.files import load_file_sets
     from quail.io import check_output_dir, claimed
     from quail.models import load_model, load_tokenizer
     from quail.unlearning import load_config, unlearn
+    from quail.unlearning.config import measured
 
     if task not in ("knowledge", "claims"):
         raise QuailError(f"unknown task {task!r}: use knowledge or claims")
     flags = [f"{k}={v}" for k, v in (("method", method), ("quant", quant)) if v is not None]
     settings = load_config(config, flags + list(overrides or []))
-    _check_sources(data, forget, retain, task)
+    _check_sources(data, forget, retain, task, test)
     tokenizer = None  # unlearn loads the model's own, or takes the one loaded here
+    holdout = None  # a classifier's measured run aims at its score on held-out claims
     if forget is not None and task == "claims":
         from quail.data.classification import load_claim_file_sets
 
-        claims = load_claim_file_sets(forget, retain)
-        sets = claims["forget"], claims["retain"]
+        claims = load_claim_file_sets(forget, retain, test)
+        sets, holdout = (claims["forget"], claims["retain"]), claims["test"]
     elif forget is not None:
         tokenizer = load_tokenizer(model)
         load_file_sets(forget, retain, tokenizer)  # the files' own checks, before any model work
@@ -429,9 +441,13 @@ def unlearn_command(
         if verify:
             verify_data_folder(data)
         sets = (load_unlearning_sets if task == "knowledge" else load_claim_sets)(data)
+        holdout = load_claim_test(data) if task == "claims" else None
+    holdout = (holdout or None) if measured(settings) else None
     check_output_dir(out)
     with claimed(out):
-        result = unlearn(model, *sets, settings, tokenizer=tokenizer, out=out, resume=resume)
+        result = unlearn(
+            model, *sets, settings, tokenizer=tokenizer, out=out, resume=resume, holdout=holdout
+        )
     last = result.curves[-1] if result.curves else {}
     shown = ", ".join(
         f"{k} {v:.4f}" for k, v in last.items() if k not in ("step", "lr", "seconds", "check")

@@ -245,3 +245,8 @@ def load_claim_sets(data_dir: str | Path) -> tuple[list[Example], list[Example]]
     retain = [claim_example(r) for r in load_claims(data_dir, "retain")]
     check_disjoint(forget, retain)
     return forget, retain
+
+
+def load_claim_test(data_dir: str | Path) -> list[Example]:
+    """The held-out claims: what a classifier scores on claims it never trained on."""
+    return [claim_example(r) for r in load_claims(data_dir, "test")]

@@ -14,7 +14,7 @@ from quail.errors import QuailError
 from quail.io import atomic_dir, atomic_write_json, check_output_dir
 from quail.models import check_vocabulary, load_model, load_tokenizer
 from quail.unlearning.checkpoint import checkpoint_root
-from quail.unlearning.config import UnlearnConfig, load_config, make_config, to_dict
+from quail.unlearning.config import UnlearnConfig, load_config, make_config, measured, to_dict
 from quail.unlearning.loop import train
 from quail.unlearning.methods import METHODS
 from quail.unlearning.target import Outcome
@@ -42,6 +42,7 @@ def unlearn(
     tokenizer=None,
     out: str | Path | None = None,
     resume: bool = False,
+    holdout: list[Example] | None = None,
 ) -> UnlearnResult:
     """Unlearn `forget` from a model folder or an in-memory model.
 
@@ -49,7 +50,9 @@ def unlearn(
     the result is saved as a Hugging Face folder plus `run.json`, written to a temporary
     sibling and moved into place (a folder that exists is complete). Checkpoints (`save_every`)
     go to `OUT.checkpoints/` and are removed after success; `resume=True` continues from the
-    newest of them.
+    newest of them. `holdout`: examples of the same task the model never trained on (a
+    classifier's test set); a measured run then stops when its forget score falls to the
+    original's score on them, instead of `target` x its own forget score.
     """
     config = _as_config(config)
     method = METHODS[config.method]
@@ -59,6 +62,11 @@ def unlearn(
         raise QuailError(
             f"method '{config.method}' needs a retain set; pass one or use a method without a "
             "retain term (ga, npo)"
+        )
+    if holdout and not measured(config):
+        raise QuailError(
+            f"held-out examples set the aim of a measured run, and '{config.method}' does not "
+            "measure: use method quail, or measure=true with --quant SPEC"
         )
     out = check_output_dir(out) if out is not None else None
     if config.save_every and out is None:
@@ -71,7 +79,7 @@ def unlearn(
     check_vocabulary(model, tokenizer, "the model to unlearn")
 
     root = checkpoint_root(out) if out is not None else None
-    result = train(model, tokenizer, forget, retain, config, root, resume)
+    result = train(model, tokenizer, forget, retain, config, root, resume, holdout)
     model = result.model
     statement = _statement(config, result.outcome)
     if config.dtype != "fp32":

@@ -65,8 +65,10 @@ def train(
     config: UnlearnConfig,
     checkpoints: Path | None = None,
     resume: bool = False,
+    holdout: list | None = None,
 ) -> TrainResult:
-    """Unlearn `forget` from `model` (updated in place) while keeping `retain`."""
+    """Unlearn `forget` from `model` (updated in place) while keeping `retain`; a measured run
+    aims forgetting at the original's score on `holdout` where given (target.py)."""
     started = time.perf_counter()
     method = METHODS[config.method]
     formats = quant_list(config)
@@ -139,7 +141,14 @@ def train(
     target = None
     if measured(config):
         target = ForgetTarget(
-            tokenizer, forget, retain, formats, config.target, config.utility_floor, config.seed
+            tokenizer,
+            forget,
+            retain,
+            formats,
+            config.target,
+            config.utility_floor,
+            config.seed,
+            holdout,
         )
     outcome = Outcome() if target else None
 
@@ -190,7 +199,7 @@ def train(
     kept = None  # the weights of the last check that kept the utility floor
     if outcome is not None:
         if not outcome.original:  # a fresh run: the original's scores, before any update
-            outcome.original = target.measure(accelerator.unwrap_model(model))
+            outcome.original = target.measure(accelerator.unwrap_model(model), original=True)
             outcome.checks.append({"step": 0, "scores": outcome.original})
         kept = (start, _snapshot(params))
 

@@ -2,7 +2,10 @@
 
 A check answers the forget and retain probes greedily (the KnowMem scorer: ROUGE-L F1 x 100)
 with the model at full precision and quantized under each listed spec. The target holds when,
-in every format, the forget score is at most `target` times the original's score in that format;
+in every format, the forget score is at most `target` times the original's score in that format
+or, given held-out examples of the same task (a classifier's test set), at most the original's
+score on those: a classifier that never saw a campaign still labels most of it from what the
+others share, and forgetting should reach that level, not overshoot it (docs/UNLEARN.md);
 the utility floor breaks when, in some format, the retain score falls below `utility_floor`
 times the original's. A run stops at the first check where the target holds; where the floor
 breaks it goes back to the last check that kept the floor and goes on with half the lr (code
@@ -49,15 +52,23 @@ class Outcome:
     checks: list[dict] = field(default_factory=list)  # {"step": n, "scores": {...}}
 
     def statement(self, target: float, floor: float) -> str:
+        aim = f"forget <= {target:g} x the original's"
+        if any("holdout" in s for s in self.original.values()):
+            aim = "forget <= the original's score on held-out examples"
         kept = [c for c in self.checks if c["step"] == self.step] or self.checks[-1:]
         last = kept[-1]["scores"] if kept else {}  # what the returned weights scored
         parts = ", ".join(
             f"{name} forget {s['forget']:.1f}/{self.original[name]['forget']:.1f} "
-            f"retain {s['retain']:.1f}/{self.original[name]['retain']:.1f}"
+            + (
+                f"(held-out {h:.1f}) "
+                if (h := self.original[name].get("holdout")) is not None
+                else ""
+            )
+            + f"retain {s['retain']:.1f}/{self.original[name]['retain']:.1f}"
             for name, s in last.items()
         )
         why = {
-            "target": f"the target (forget <= {target:g} x the original's) holds in every format",
+            "target": f"the target ({aim}) holds in every format",
             "utility floor": f"retain fell below {floor:g} x the original's; kept step {self.step}",
             "budget": "the step budget ran out before the target held in every format",
         }[self.reason]
@@ -69,7 +80,7 @@ class Outcome:
 class ForgetTarget:
     """Checks a model against the original's scores in each format."""
 
-    def __init__(self, tokenizer, forget, retain, formats, target, floor, seed=0):
+    def __init__(self, tokenizer, forget, retain, formats, target, floor, seed=0, holdout=None):
         self.tokenizer = tokenizer
         self.formats = ["fp"] + [f for f in formats if not parse_spec(f).is_fp]
         self.target, self.floor = target, floor
@@ -77,8 +88,12 @@ class ForgetTarget:
             "forget": probes(forget, MAX_FORGET_PROBES, seed),
             "retain": probes(retain or [], MAX_RETAIN_PROBES, seed),
         }
+        if holdout:  # scored once, on the original: the level forgetting should reach
+            self.sets["holdout"] = probes(holdout, MAX_FORGET_PROBES, seed)
 
-    def measure(self, model: nn.Module) -> dict[str, dict[str, float]]:
+    def measure(self, model: nn.Module, original: bool = False) -> dict[str, dict[str, float]]:
+        """{format: {set: score}}; the held-out set only for the original (`original=True`)."""
+        sets = {k: v for k, v in self.sets.items() if original or k != "holdout"}
         training = model.training
         model.eval()
         scores, answered = {}, []  # (model, its scores) of each distinct model answered
@@ -87,15 +102,19 @@ class ForgetTarget:
             quantized = model if spec.is_fp else quantize_model(model, spec).eval()
             same = next((s for m, s in answered if _same_weights(m, quantized)), None)
             if same is None:  # a model already on this grid (update=project) is not re-asked
-                result = knowledge_sets(quantized, self.tokenizer, self.sets)
-                same = {k: result[k]["rouge_l"] if k in result else 0.0 for k in self.sets}
+                result = knowledge_sets(quantized, self.tokenizer, sets)
+                same = {k: result[k]["rouge_l"] if k in result else 0.0 for k in sets}
                 answered.append((quantized, same))
             scores[name] = same
         model.train(training)
         return scores
 
     def holds(self, scores: dict, original: dict) -> bool:
-        return all(scores[f]["forget"] <= self.target * original[f]["forget"] for f in self.formats)
+        return all(scores[f]["forget"] <= self.aim(original[f]) for f in self.formats)
+
+    def aim(self, original: dict) -> float:
+        """The forget score to reach in one format, from the original's scores there."""
+        return original.get("holdout", self.target * original["forget"])
 
     def floor_broken(self, scores: dict, original: dict) -> bool:
         return any(scores[f]["retain"] < self.floor * original[f]["retain"] for f in self.formats)
