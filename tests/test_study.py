@@ -297,6 +297,7 @@ def test_quail_keeps_its_own_settings_over_the_baselines_shared_budget():
         ({"methods": ["ga"], "eval_limit": "all"}, "'eval_limit' must be int"),
         ({"methods": ["ga"], "trace_every": -1}, "trace_every must be a whole number"),
         ({"methods": ["ga"], "sepcs": ["int4"]}, "did you mean 'specs'"),
+        ({"methods": ["ga"], "tofu_reference": "no-such-model"}, "not a model folder"),
         ({"methods": ["ga"], "eval_limit": -5}, "eval_limit must be a whole number >= 1"),
         ({"methods": ["ga"], "eval_limit": 0}, "eval_limit must be a whole number >= 1"),
     ],

@@ -109,6 +109,11 @@ def _validate(config: StudyConfig) -> None:
         )
     if config.eval_limit is not None and config.eval_limit < 1:
         raise QuailError(f"eval_limit must be a whole number >= 1 or null, got {config.eval_limit}")
+    if config.tofu_reference and not (Path(config.tofu_reference) / "config.json").is_file():
+        raise QuailError(
+            f"tofu_reference {config.tofu_reference} is not a model folder (no config.json): "
+            "give the folder of TOFU's retain model, or drop the key"
+        )
     if not config.methods:
         raise QuailError("the study lists no methods: add e.g. `methods: [ga_gdr, quail]`")
     for run in config.methods:
