@@ -178,10 +178,20 @@ class Case:
 
 M, D = "{model}", "{data}"
 QUANTIZE = ["quantize", "{case}/m", "--quant", "int8", "--out", "{case}/out"]
-UNLEARN = ["unlearn", "--model", M, "--data", D, "--out", "{case}/out"]
+UNLEARN = ["unlearn", "--model", M, "--data", D, "--out", "{case}/out", "--method", "ga_gdr"]
 EVALUATE = ["evaluate", M, "--data", D, "--quant", "fp", "--limit", "2"]
 EVALUATE_DATA = ["evaluate", M, "--data", "{case}/d", "--quant", "fp", "--limit", "2"]
-UNLEARN_DATA = ["unlearn", "--model", M, "--data", "{case}/d", "--out", "{case}/out"]
+UNLEARN_DATA = [
+    "unlearn",
+    "--model",
+    M,
+    "--data",
+    "{case}/d",
+    "--out",
+    "{case}/out",
+    "--method",
+    "ga_gdr",
+]
 RUN = ["run", "{case}/study.yaml", "--out", "{case}/out"]
 CHECKPOINT = "out.checkpoints/step-000001"
 GOOD_STATE = b'{"step": 1}'
@@ -400,13 +410,33 @@ CASES = [
     # the user's own files
     Case(
         "unlearn-forget-file-wrong-columns",
-        ["unlearn", "--model", M, "--forget", "{case}/f.jsonl", "--out", "{case}/out"],
+        [
+            "unlearn",
+            "--model",
+            M,
+            "--forget",
+            "{case}/f.jsonl",
+            "--out",
+            "{case}/out",
+            "--method",
+            "ga",
+        ],
         "give question,answer or prompt,completion or messages or text",
         file_at("f.jsonl", b'{"q": "x", "a": "y"}\n'),
     ),
     Case(
         "unlearn-forget-is-retain",
-        [*UNLEARN[:3], "--forget", "{case}/f.csv", "--retain", "{case}/f.csv", "--out", "{case}/o"],
+        [
+            *UNLEARN[:3],
+            "--forget",
+            "{case}/f.csv",
+            "--retain",
+            "{case}/f.csv",
+            "--out",
+            "{case}/o",
+            "--method",
+            "ga_gdr",
+        ],  # fmt: skip
         "share 1 example",
         file_at("f.csv", b"question,answer\nWho?,ada\n"),
     ),

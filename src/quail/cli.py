@@ -382,7 +382,11 @@ def unlearn_command(
     test: TestFile = None,
     question_format: QuestionFormat = "auto",
     method: Annotated[
-        str | None, typer.Option("--method", help="ga, ga_gdr, npo_gdr, quail, ... (see docs).")
+        str | None,
+        typer.Option(
+            "--method",
+            help="quail (the default: needs --quant), ga_gdr, npo_gdr, ... (docs/UNLEARN.md).",
+        ),
     ] = None,
     quant: Annotated[
         str | None,

@@ -29,7 +29,7 @@ REMOVED = ("distance", "hinge_on", "layer_margins", "margin_from", "margin_multi
 class UnlearnConfig:
     """Everything a run needs besides the model and the data. Defaults are a sane small run."""
 
-    method: str = "ga_gdr"
+    method: str = "quail"  # the one that keeps its forgetting in the formats you ship
     steps: int = 100  # optimizer steps
     lr: float = 1e-5
     batch_size: int = 8  # forget examples per micro-batch (and retain examples per micro-batch)
@@ -150,7 +150,8 @@ def validate(config: UnlearnConfig) -> None:
     if measured(config) and not any(not s.is_fp for s in specs):
         raise QuailError(
             f"method '{config.method}' measures forgetting in the formats you will ship: pass "
-            "--quant SPEC[,SPEC...] (e.g. --quant rtn-int4-g32-asym,nf4)"
+            "--quant SPEC[,SPEC...] (e.g. --quant rtn-int4-g32-asym,nf4), or choose a baseline "
+            "that does not (--method ga_gdr)"
         )
     if update_rule(config) in ("bucket", "flip", "project"):
         if not quantized:
