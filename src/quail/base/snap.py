@@ -13,16 +13,18 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from quail.errors import QuailError
-from quail.quant import QuantSpec, fake_quantize, quantized_modules
+from quail.quant import QuantSpec, fake_quantize, quantized_modules, straight_through_weight
 
 
 class StraightThrough(nn.Module):
+    """The straight-through rule as a parametrization: every use of the weight sees Q(W)."""
+
     def __init__(self, spec: QuantSpec):
         super().__init__()
         self.spec = spec
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight + (fake_quantize(weight, self.spec) - weight).detach()
+        return straight_through_weight(weight, self.spec)
 
 
 @contextlib.contextmanager

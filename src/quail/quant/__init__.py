@@ -3,7 +3,12 @@ to real backends (bitsandbytes, optimum-quanto, HQQ, compressed-tensors)."""
 
 from quail.quant.model import load_quantized, quantizable_modules, quantize_model, quantized_modules
 from quail.quant.spec import QuantSpec, parse_spec
-from quail.quant.tensor import QuantizedTensor, fake_quantize, quantize_tensor
+from quail.quant.tensor import (
+    QuantizedTensor,
+    fake_quantize,
+    quantize_tensor,
+    straight_through_weight,
+)
 
 __all__ = [
     "QuantSpec",
@@ -15,4 +20,5 @@ __all__ = [
     "quantize_model",
     "quantized_modules",
     "quantize_tensor",
+    "straight_through_weight",
 ]

@@ -8,7 +8,7 @@ from torch import nn
 from torch.func import functional_call
 
 from quail.data.batches import IGNORE, Batch
-from quail.quant import QuantSpec, fake_quantize, quantized_modules
+from quail.quant import QuantSpec, quantized_modules, straight_through_weight
 
 
 @dataclass
@@ -44,13 +44,7 @@ def quantized_weights(model: nn.Module, unwrapped: nn.Module, spec: QuantSpec) -
     return {name: parts[id(p)] for name, p in model.named_parameters() if id(p) in parts}
 
 
-def straight_through(weight: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
-    """Q(w) in the forward pass, identity in the backward pass: w + (Q(w) − w).detach()."""
-    quantized = fake_quantize(weight.detach().float(), spec).to(weight.dtype)
-    return weight + (quantized - weight).detach()
-
-
 def ste_weights(model: nn.Module, parts: dict[str, QuantSpec]) -> dict[str, torch.Tensor]:
     """Straight-through fake-quantized replacements for the named weights of `model`."""
     params = dict(model.named_parameters())
-    return {name: straight_through(params[name], spec) for name, spec in parts.items()}
+    return {name: straight_through_weight(params[name], spec) for name, spec in parts.items()}
