@@ -180,7 +180,7 @@ def engine(args):
     from quail.unlearning import unlearn as run_engine
 
     forget, retain = load_unlearning_sets(args.data)
-    config = {**json.loads(args.config), "progress": False}
+    config = {"method": "ga_gdr", **json.loads(args.config), "progress": False}  # the loop's
     t = time.perf_counter()
     result = run_engine(args.base, forget, retain, config)
     model, tok = result.model.float(), result.tokenizer
