@@ -78,11 +78,7 @@ ForgetFile = Annotated[
 ]
 RetainFile = Annotated[Path | None, typer.Option(help="Your retain set (with --forget).")]
 TestFile = Annotated[
-    Path | None,
-    typer.Option(
-        help="--task claims: held-out text,label records (with --forget); quail stops when the "
-        "forget accuracy falls to the original's on them."
-    ),
+    Path | None, typer.Option(help="--task claims: held-out text,label records (with --forget).")
 ]
 QuestionFormat = Annotated[
     str, typer.Option(help="How question,answer records are asked: auto, plain, few-shot, chat.")
@@ -379,7 +375,13 @@ def unlearn_command(
     data: DataFolder = None,
     forget: ForgetFile = None,
     retain: RetainFile = None,
-    test: TestFile = None,
+    test: Annotated[
+        Path | None,
+        typer.Option(
+            help="--task claims: held-out text,label records (with --forget); quail stops when "
+            "the forget accuracy falls to the original's on them."
+        ),
+    ] = None,
     question_format: QuestionFormat = "auto",
     method: Annotated[
         str | None,
