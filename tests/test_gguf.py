@@ -195,3 +195,10 @@ def test_cli_analyze_of_files_and_its_one_line_errors(pair, tmp_path):
         result = run(*args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_evaluate_checks_llama_cpp_before_loading_anything(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if the extra were not installed
+    args = ["evaluate", str(tmp_path / "no-model"), "--data", str(tmp_path / "no-data")]
+    result = CliRunner().invoke(app, [*args, "--quant", "fp,gguf-q4_k_m"])
+    assert result.exit_code == 2 and "GGUF needs llama-cpp-python" in result.output, result.output

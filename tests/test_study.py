@@ -305,3 +305,23 @@ def test_quail_keeps_its_own_settings_over_the_baselines_shared_budget():
 def test_bad_study_configs(values, problem):
     with pytest.raises(QuailError, match=problem):
         study_config(values)
+
+
+@pytest.mark.parametrize(
+    ("spec", "library", "adapter", "message"),
+    [
+        ("gguf-q4_k_m", "llama_cpp", None, "GGUF needs llama-cpp-python"),
+        ("bnb-nf4", "bitsandbytes", "quail.quant.backends.bnb", "pip install"),
+    ],
+)
+def test_a_spec_whose_library_is_missing_stops_the_study_before_any_work(
+    monkeypatch, spec, library, adapter, message
+):
+    from quail.study import study_config
+
+    monkeypatch.setitem(sys.modules, library, None)  # `import library` now fails
+    if adapter:
+        monkeypatch.delitem(sys.modules, adapter, raising=False)
+    with pytest.raises(QuailError, match=message):
+        study_config({"methods": ["ga"], "specs": ["fp", spec]})
+    assert study_config({"methods": ["ga"], "specs": ["fp", "int4"]}).specs  # reference specs

@@ -317,10 +317,13 @@ def evaluate(
     from quail.io import atomic_write_json, check_output_file
     from quail.models import check_finite, load_model, load_tokenizer
     from quail.quant import parse_spec
+    from quail.quant.backends import check_installed
 
     specs = [parse_spec(text).name for text in quant.split(",") if text.strip()]
     if not specs:
         raise QuailError("--quant names no spec: give e.g. --quant fp,int4")
+    for name in specs:
+        check_installed(parse_spec(name))  # a missing backend: one line, before any work
     if limit is not None and limit < 1:
         raise QuailError(f"--limit must be at least 1, got {limit}: leave it out for every probe")
     if task not in ("knowledge", "claims"):

@@ -19,6 +19,7 @@ from pathlib import Path
 from quail.errors import QuailError
 from quail.evaluation.suite import FORGET_METRICS
 from quail.quant import parse_spec
+from quail.quant.backends import check_installed
 from quail.settings import build, read_yaml, with_overrides
 from quail.unlearning.methods import METHODS
 
@@ -130,6 +131,8 @@ def _validate(config: StudyConfig) -> None:
     if config.analysis_specs is None:
         config.analysis_specs = [s for s in config.specs if s != "fp"]
     config.analysis_specs = [parse_spec(s).name for s in config.analysis_specs]
+    for name in dict.fromkeys(config.specs + config.analysis_specs):
+        check_installed(parse_spec(name))  # a missing backend stops the study now
     from quail.unlearning import make_config
 
     for run in config.methods:  # a bad setting stops the study now, not after hours of work

@@ -53,6 +53,19 @@ def backend_of(spec: QuantSpec) -> Backend:
     return BACKENDS[spec.backend.removesuffix("-dq")]
 
 
+def check_installed(spec: QuantSpec) -> None:
+    """Fail now, in one line naming the install, where a spec's library is missing: a study or
+    an evaluation checks this before its long work, not when it first quantizes."""
+    if not spec.backend:
+        return
+    if spec.backend.startswith("gguf-"):
+        from quail.gguf.llamacpp import llama_cpp
+
+        llama_cpp()
+    else:
+        adapter(spec)
+
+
 def adapter(spec: QuantSpec):
     """The adapter module for a backend spec, or a one-line error naming the extra to install.
     GGUF specs' adapter is quail.gguf.codes, which names llama.cpp's install when it runs."""
