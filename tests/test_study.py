@@ -297,7 +297,6 @@ def test_quail_keeps_its_own_settings_over_the_baselines_shared_budget():
         ({"methods": ["ga"], "eval_limit": "all"}, "'eval_limit' must be int"),
         ({"methods": ["ga"], "trace_every": -1}, "trace_every must be a whole number"),
         ({"methods": ["ga"], "sepcs": ["int4"]}, "did you mean 'specs'"),
-        ({"methods": ["ga"], "tofu_reference": "no-such-model"}, "not a model folder"),
         ({"methods": ["ga"], "eval_limit": -5}, "eval_limit must be a whole number >= 1"),
         ({"methods": ["ga"], "eval_limit": 0}, "eval_limit must be a whole number >= 1"),
     ],
@@ -315,13 +314,29 @@ def test_bad_study_configs(values, problem):
     ],
 )
 def test_a_spec_whose_library_is_missing_stops_the_study_before_any_work(
-    monkeypatch, spec, library, adapter, message
+    monkeypatch, tmp_path, spec, library, adapter, message
 ):
-    from quail.study import study_config
+    from typer.testing import CliRunner
+
+    from quail.cli import app
 
     monkeypatch.setitem(sys.modules, library, None)  # `import library` now fails
     if adapter:
         monkeypatch.delitem(sys.modules, adapter, raising=False)
-    with pytest.raises(QuailError, match=message):
-        study_config({"methods": ["ga"], "specs": ["fp", spec]})
-    assert study_config({"methods": ["ga"], "specs": ["fp", "int4"]}).specs  # reference specs
+    config = tmp_path / "study.yaml"
+    config.write_text(f"methods: [ga_gdr]\nspecs: [fp, {spec}]\n")
+    result = CliRunner().invoke(app, ["run", str(config), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "out").exists()  # nothing claimed, nothing built
+
+
+def test_a_missing_tofu_reference_stops_the_study_before_any_work(tmp_path):
+    from typer.testing import CliRunner
+
+    from quail.cli import app
+
+    config = tmp_path / "study.yaml"
+    config.write_text("methods: [ga_gdr]\ntofu_reference: no-such-model\n")
+    result = CliRunner().invoke(app, ["run", str(config), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "is not a model folder" in result.output, result.output
+    assert not (tmp_path / "out").exists()

@@ -199,10 +199,20 @@ def _qa_files(config: StudyConfig) -> bool:
 
 
 def _check_inputs(config: StudyConfig, verify: bool) -> None:
-    """The data source's inputs and a given model folder, checked before the study folder is
-    claimed."""
+    """The data source's inputs, a given model folder and what every spec needs installed,
+    checked before the study folder is claimed (not in the config: `quail report` reads a
+    study's config on machines that may lack them)."""
+    from quail.quant import parse_spec
+    from quail.quant.backends import check_installed
     from quail.zoo import ZOO
 
+    for name in dict.fromkeys(config.specs + config.analysis_specs):
+        check_installed(parse_spec(name))
+    if config.tofu_reference and not (Path(config.tofu_reference) / "config.json").is_file():
+        raise QuailError(
+            f"tofu_reference {config.tofu_reference} is not a model folder (no config.json): "
+            "give the folder of TOFU's retain model, or drop the key"
+        )
     SOURCES[source_name(config)].check(config, verify)
     if config.base != "builtin" and config.base not in ZOO:
         from quail.models import check_model_dir
