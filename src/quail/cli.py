@@ -434,11 +434,13 @@ def unlearn_command(
     _check_sources(data, forget, retain, task, test)
     tokenizer = None  # unlearn loads the model's own, or takes the one loaded here
     holdout = None  # a classifier's measured run aims at its score on held-out claims
+    aims = task == "claims" and measured(settings)
     if forget is not None and task == "claims":
         from quail.data.classification import load_claim_file_sets
 
         claims = load_claim_file_sets(forget, retain, test)
-        sets, holdout = (claims["forget"], claims["retain"]), claims["test"]
+        sets = claims["forget"], claims["retain"]
+        holdout = claims["test"] if aims else None
     elif forget is not None:
         tokenizer = load_tokenizer(model)
         load_file_sets(forget, retain, tokenizer)  # the files' own checks, before any model work
@@ -450,12 +452,17 @@ def unlearn_command(
         if verify:
             verify_data_folder(data)
         sets = (load_unlearning_sets if task == "knowledge" else load_claim_sets)(data)
-        holdout = load_claim_test(data) if task == "claims" else None
-    holdout = (holdout or None) if measured(settings) else None
+        holdout = load_claim_test(data) if aims else None  # read only where it is used
     check_output_dir(out)
     with claimed(out):
         result = unlearn(
-            model, *sets, settings, tokenizer=tokenizer, out=out, resume=resume, holdout=holdout
+            model,
+            *sets,
+            settings,
+            tokenizer=tokenizer,
+            out=out,
+            resume=resume,
+            holdout=holdout or None,
         )
     last = result.curves[-1] if result.curves else {}
     shown = ", ".join(
