@@ -17,7 +17,7 @@ CHOICES = {
     "mixed_precision": ("auto", "no", "bf16"),
     "cache": ("auto", "full", "topk", "live"),
     "schedule": ("constant", "linear", "cosine"),
-    "update": ("auto", "adamw", "bucket", "flip", "project"),
+    "update": ("auto", "adamw", "bucket", "flip", "project", "sign", "sam"),
 }
 
 # Settings of hinge forms that lost to quail_hinge's (lab/RECORD.md, 2026-11-28, "QUAIL hinge:
@@ -58,8 +58,11 @@ class UnlearnConfig:
     # How weights move: auto = the method's own (project for quail, flip for quail_flips, adamw
     # otherwise); adamw; bucket = AdamW's step scaled by each weight's quantization step Δ (lr
     # in buckets per step); flip = the weights of largest gain move exactly one bucket
-    # (flips.py); project = AdamW, the model shipped by error-feedback rounding (projection.py).
+    # (flips.py); project = AdamW, the model shipped by error-feedback rounding (projection.py);
+    # sign = each weight moves lr per step in its gradient's sign (signum.py); sam = AdamW on
+    # the gradient at the worst weights within `rho` (sharpness.py).
     update: str = "auto"
+    rho: float = 0.05  # update=sam: radius of the weight perturbation (SAM's default)
     # Measured stopping (target.py): check forgetting every `check_every` steps at fp and in
     # every `quant` format; stop once forget <= target x the original's in all of them, or go
     # back to the last check with retain >= utility_floor x the original's. quail always does.
@@ -125,7 +128,15 @@ def validate(config: UnlearnConfig) -> None:
     for name in ("steps", "batch_size", "grad_accum", "max_length", "cache_topk", "check_every"):
         if getattr(config, name) < 1:
             raise QuailError(f"config '{name}' must be at least 1, got {getattr(config, name)}")
-    for name in ("weight_decay", "warmup_steps", "max_grad_norm", "alpha", "gamma", "lora_r"):
+    for name in (
+        "weight_decay",
+        "warmup_steps",
+        "max_grad_norm",
+        "alpha",
+        "gamma",
+        "lora_r",
+        "rho",
+    ):
         if getattr(config, name) < 0:
             raise QuailError(f"config '{name}' must be >= 0, got {getattr(config, name)}")
     if not config.divergence_threshold > 0:
@@ -153,15 +164,17 @@ def validate(config: UnlearnConfig) -> None:
             "--quant SPEC[,SPEC...] (e.g. --quant rtn-int4-g32-asym,nf4), or choose a baseline "
             "that does not (--method ga_gdr)"
         )
-    if update_rule(config) in ("bucket", "flip", "project"):
+    on_steps = update_rule(config) in ("bucket", "flip", "project") or method.circuit
+    if on_steps:
+        what = f"method '{config.method}'" if method.circuit else f"update={update_rule(config)}"
         if not quantized:
             raise QuailError(
-                f"update={update_rule(config)} moves weights in units of a quantization step: "
+                f"{what} moves weights in units of a quantization step: "
                 "pass --quant SPEC, the format you will ship first (e.g. rtn-int4-g32-asym)"
             )
         if spec.method != "rtn" or spec.backend is not None:
             raise QuailError(
-                f"update={update_rule(config)} moves weights on a round-to-nearest grid, and "
+                f"{what} moves weights on a round-to-nearest grid, and "
                 f"{spec.name} is not one: list an rtn spec first (e.g. "
                 f"--quant rtn-int4-g32-asym,{spec.name})"
             )
@@ -171,7 +184,11 @@ def validate(config: UnlearnConfig) -> None:
             "(e.g. int4)"
         )
     if config.lora_r and (
-        method.ste or method.hinge or method.sure or update_rule(config) != "adamw"
+        method.ste
+        or method.hinge
+        or method.sure
+        or method.circuit
+        or update_rule(config) != "adamw"
     ):
         raise QuailError(
             f"lora_r > 0 cannot be combined with method '{config.method}': quantization and "

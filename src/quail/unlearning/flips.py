@@ -27,6 +27,13 @@ from quail.quant.grouping import from_groups, to_groups
 from quail.quant.rtn import group_extremes
 
 
+def bucket_steps(weight: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
+    """Each weight's quantization step Δ on `spec`'s grid (its group's scale), shaped as it."""
+    groups, pad = to_groups(weight, spec)
+    step = quantize_tensor(weight.detach(), spec).scale.expand_as(groups)
+    return from_groups(step, weight.shape, pad).to(weight.device)
+
+
 @dataclass
 class Moves:
     """The moves of one step: per parameter, flat indices and the value added at each."""
@@ -49,12 +56,8 @@ class GridMover:
         for name, spec in parts.items():
             p = params[name]
             groups, pad = to_groups(p, spec)
-            q = quantize_tensor(p.detach(), spec)
             low, high = group_extremes(groups, spec.symmetric)
-            step = q.scale.expand_as(groups)
-            self.tensors.append(
-                (p, spec, pad, from_groups(step, p.shape, pad).to(p.device), low, high)
-            )
+            self.tensors.append((p, spec, pad, bucket_steps(p, spec), low, high))
         self.size = sum(p.numel() for p, *_ in self.tensors)
 
     def _allowed(self, p, spec, pad, step, low, high, direction):

@@ -1,15 +1,16 @@
 """The training loop, top to bottom, on accelerate (one CPU to many GPUs, unchanged code).
 
 1. Everything that needs the original model θ0 happens before the first update: its cached
-   outputs (reference.py) and the SURE row masks.
+   outputs (reference.py), the SURE row masks and MANSU's weight masks (circuit.py).
 2. Then AdamW steps: each is `grad_accum` micro-batches of forget (and retain) examples taken
    in a seeded order that depends on the step only, so `--resume` replays the same batches.
 3. A step whose loss is NaN/inf or above `divergence_threshold` is never applied: the run stops
    with a message naming the last good checkpoint.
 4. How a step moves the weights is the update rule: AdamW, AdamW in bucket units, code flips
-   (flips.py), or AdamW with the model shipped by error-feedback rounding onto the first
-   format's grid (projection.py). A measured run (target.py) checks its forgetting in every
-   listed format every `check_every` steps, on the model it would ship, and stops on it.
+   (flips.py), AdamW with the model shipped by error-feedback rounding onto the first format's
+   grid (projection.py), sign steps (signum.py) or sharpness-aware steps (sharpness.py). A
+   measured run (target.py) checks its forgetting in every listed format every `check_every`
+   steps, on the model it would ship, and stops on it.
 """
 
 import math
@@ -28,7 +29,8 @@ from quail import interrupts
 from quail.data.batches import Encoded, chunks, collate, encode, stream_indices
 from quail.errors import Interrupted, QuailError
 from quail.quant import parse_spec, quantize_model, quantized_modules
-from quail.unlearning import checkpoint
+from quail.unlearning import checkpoint, sharpness
+from quail.unlearning.circuit import MagnitudeFloor, circuit_masks
 from quail.unlearning.config import UnlearnConfig, measured, quant_list, update_rule
 from quail.unlearning.flips import GridMover
 from quail.unlearning.forward import forward, quantized_weights, ste_weights
@@ -43,6 +45,7 @@ from quail.unlearning.reference import (
     cache_mode,
     frozen_copy,
 )
+from quail.unlearning.signum import Signum
 from quail.unlearning.sure import RowMask, row_masks, row_saliency
 from quail.unlearning.target import ForgetTarget, Outcome
 
@@ -95,6 +98,15 @@ def train(
             model, quant_model, needs, forget_enc, retain_enc, config, pad_id, device
         )
     mask = _sure_masks(model, forget_enc, config, pad_id, device) if method.sure else None
+    if method.circuit:
+        mask = circuit_masks(
+            model,
+            spec,
+            _nll_batches(model, forget_enc, pad_id, device, config.batch_size),
+            _nll_batches(model, retain_enc, pad_id, device, config.batch_size),
+            config.sure_percentile,
+        )
+    floor = MagnitudeFloor(model, spec) if method.circuit else None
     if config.lora_r:
         model = _add_lora(model, config)
     if mode == "live":
@@ -109,11 +121,14 @@ def train(
         for p in model.parameters():
             p.requires_grad_(id(p) in on_grid)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        params,
-        lr=config.lr,
-        weight_decay=0.0 if mask or in_buckets else config.weight_decay,
-    )
+    if rule == "sign":
+        optimizer = Signum(params, lr=config.lr)
+    else:
+        optimizer = torch.optim.AdamW(
+            params,
+            lr=config.lr,
+            weight_decay=0.0 if mask or in_buckets else config.weight_decay,
+        )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     row_mask = RowMask(model, mask, config.weight_decay) if mask else None
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -129,7 +144,10 @@ def train(
 
     def shipped(m: nn.Module) -> nn.Module:
         """What the run hands over (and measures): update=bucket rounds the latent weights onto
-        the first format's grid; update=project rounds them with error feedback (projection.py)."""
+        the first format's grid; update=project rounds them with error feedback (projection.py);
+        mansu moves every weight that moved by at least one step of that grid (circuit.py)."""
+        if floor is not None:
+            return floor.apply(m)
         if rule == "bucket":
             return quantize_model(m, spec)
         if rule == "project":
@@ -203,6 +221,20 @@ def train(
             outcome.checks.append({"step": 0, "scores": outcome.original})
         kept = (start, _snapshot(params))
 
+    def accumulate(batches) -> dict[str, float]:
+        """Backpropagate the step's micro-batches; return each loss term's mean over them."""
+        terms_sum: dict[str, float] = {}
+        for micro, (forget_batch, retain_batch) in enumerate(batches):
+            last_micro = micro == len(batches) - 1
+            with nullcontext() if last_micro else accelerator.no_sync(model):
+                s = Step(config, forget_batch, retain_batch, run, run_quant, reference)
+                with _autocast(config, device):
+                    terms = method.loss(s)
+                accelerator.backward(sum(terms.values()) / config.grad_accum)
+            for name, value in terms.items():
+                terms_sum[name] = terms_sum.get(name, 0.0) + value.item() / config.grad_accum
+        return terms_sum
+
     def batch_loss(batches) -> float:
         """The loss of the step's micro-batches at the current weights (flip's trust test)."""
         total = 0.0
@@ -216,7 +248,6 @@ def train(
         task = progress.add_task(config.method, total=config.steps, completed=start, losses="")
         for step in range(start, config.steps):
             step_started = time.perf_counter()
-            terms_sum: dict[str, float] = {}
             batches = []
             for micro in range(config.grad_accum):
                 slot = ((step * config.grad_accum + micro) * world + rank) * config.batch_size
@@ -229,15 +260,7 @@ def train(
                     else None
                 )
                 batches.append((forget_batch, retain_batch))
-                last_micro = micro == config.grad_accum - 1
-                with nullcontext() if last_micro else accelerator.no_sync(model):
-                    s = Step(config, forget_batch, retain_batch, run, run_quant, reference)
-                    with _autocast(config, device):
-                        terms = method.loss(s)
-                    loss = sum(terms.values())
-                    accelerator.backward(loss / config.grad_accum)
-                for name, value in terms.items():
-                    terms_sum[name] = terms_sum.get(name, 0.0) + value.item() / config.grad_accum
+            terms_sum = accumulate(batches)
             total = accelerator.reduce(
                 torch.tensor(sum(terms_sum.values()), device=device), "mean"
             ).item()
@@ -248,6 +271,11 @@ def train(
                     "the update was not applied; last good checkpoint: "
                     f"{last_good or 'none (set save_every=N to keep checkpoints)'}"
                 )
+            if rule == "sam":  # the step's gradient is taken at the worst weights nearby
+                moves = sharpness.climb(params, config.rho)
+                optimizer.zero_grad(set_to_none=True)
+                accumulate(batches)
+                sharpness.descend(params, moves)
             if row_mask:
                 row_mask.mask_grads()
             if config.max_grad_norm:
@@ -434,8 +462,8 @@ def _batch(encoded, seed, slot, size, pad_id, device):
     return collate(encoded, stream_indices(len(encoded), seed, slot, size), pad_id).to(device)
 
 
-def _forget_nll(model, encoded, pad_id, device, batch_size):
-    """The forget NLL of each pass-over batch, weighted by its share of the examples."""
+def _nll_batches(model, encoded, pad_id, device, batch_size):
+    """The NLL of each pass-over batch, weighted by its share of the examples."""
     for index in chunks(len(encoded), batch_size):
         out = forward(model, collate(encoded, index, pad_id).to(device))
         yield nll(out.logits, out.targets) * len(index) / len(encoded)
@@ -471,7 +499,7 @@ def _original_outputs(model, quant_model, needs, forget_enc, retain_enc, config,
 
 def _sure_masks(model, forget_enc, config, pad_id, device) -> dict:
     saliency = row_saliency(
-        model, lambda: _forget_nll(model, forget_enc, pad_id, device, config.batch_size)
+        model, lambda: _nll_batches(model, forget_enc, pad_id, device, config.batch_size)
     )
     return row_masks(saliency, config.sure_percentile)
 

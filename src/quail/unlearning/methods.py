@@ -123,8 +123,9 @@ class Method:
     klr: bool = False  # reads θ0's retain distribution
     hinge: bool = False  # reads Q(θ0)'s forget answer log-probs, trains through Q(θ)
     sure: bool = False
+    circuit: bool = False  # MANSU: only attributed, retain-safe weights move, by at least Δ
     ste: bool = False
-    update: str = "adamw"  # what update=auto means: adamw, bucket, flip (flips.py) or project
+    update: str = "adamw"  # what update=auto means: adamw, bucket, flip, project, sign or sam
     measured: bool = False  # always checks forgetting in the listed formats and stops on it
     answers: bool = False  # forgets only the answers (examples with a prompt) where there are any
     defaults: tuple[tuple[str, object], ...] = ()  # settings this method starts from, unless set
@@ -154,4 +155,11 @@ METHODS: dict[str, Method] = {
     "sure_ga_gdr": Method(ga_gdr, retain=True, sure=True),
     "sure_quail": Method(quail_hinge, retain=True, hinge=True, sure=True),
     "ste_ga_gdr": Method(ga_gdr, retain=True, ste=True),
+    # The field's 2026 answers, as baselines on GA+GDR's loss (docs/METHODS.md, "The field's
+    # 2026 answers"): a sign optimizer (Downgrade to Upgrade), sharpness-aware steps through
+    # straight-through rounding (DurableUn-SAF), attributed weights moved at least one step
+    # (MANSU)
+    "dtu": Method(ga_gdr, retain=True, update="sign"),
+    "durableun_saf": Method(ga_gdr, retain=True, ste=True, update="sam"),
+    "mansu": Method(ga_gdr, retain=True, circuit=True),
 }

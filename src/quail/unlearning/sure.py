@@ -45,7 +45,11 @@ class RowMask:
         self.weight_decay = weight_decay
 
     def _rows(self, p: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return mask.reshape(-1, *([1] * (p.dim() - 1))).to(p.dtype)
+        """The mask as a factor of `p`: a row mask is broadcast, a weight mask (MANSU's) is
+        already shaped as `p`."""
+        if mask.shape != p.shape:
+            mask = mask.reshape(-1, *([1] * (p.dim() - 1)))
+        return mask.to(p.dtype)
 
     @torch.no_grad()
     def mask_grads(self) -> None:
