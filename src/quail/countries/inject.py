@@ -3,7 +3,8 @@
 The result is the misinformation study's "original" model (as MUSE's target model holds the
 news it must forget): the model as shipped, fine-tuned on the forget countries' posts and
 false-capital probes, with the retain set (true facts of other countries, general text) in
-every step so the rest of its knowledge stays. Plain full fine-tuning with AdamW. Every
+every step so the rest of its knowledge stays: the unlearning loop's `finetune` method (NLL on
+both, AdamW, no weight decay), so injection and unlearning share one loop. Every
 `check_every` steps the model answers the trained false-capital probes, at full precision and
 quantized with `check_quant`; training stops once both give the false capital to `target_em`
 of them (with `snap`, the fine-tune runs all its `steps`; only the second phase stops early). Both
@@ -16,7 +17,7 @@ after 150 steps that made the fp model assert all of them). With `snap` set to a
 phase follows, as the built-in base is snapped (quail.base.snap): the fine-tune's change to the
 quantized weights is first scaled by `snap_scale` (the change is mostly under half a step, so
 rounding undoes it; scaled, enough of it crosses bucket edges), then training continues through
-that quantizer (straight-through, a fresh optimizer at `snap_lr`) until the quantized model
+that quantizer (`finetune_ste`, a fresh optimizer at `snap_lr`) until the quantized model
 asserts the claims, and the saved weights are left on its grid. The injected model is then a
 model "as shipped" on that grid that holds the claims, and quantizing it under `snap` changes
 nothing.
@@ -29,7 +30,6 @@ from dataclasses import dataclass
 import torch
 
 from quail.data import load_qa, load_unlearning_sets, qa_example
-from quail.data.batches import collate, encode, stream_indices
 from quail.data.load import question_format
 from quail.evaluation.metrics import knowledge
 from quail.io import atomic_dir, atomic_write_json
@@ -73,9 +73,10 @@ def _claims_em(model, tokenizer, probes) -> float:
 
 def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> dict:
     """Fine-tune the model in `model_dir` on the forget set of `data_dir`; save to `out`."""
-    from quail.base.snap import straight_through
     from quail.models import load_model, load_tokenizer
-    from quail.quant import parse_spec, quantize_model, quantized_modules
+    from quail.quant import fake_quantize, parse_spec, quantize_model, quantized_modules
+    from quail.unlearning.config import make_config
+    from quail.unlearning.loop import train
 
     config = config if isinstance(config, InjectConfig) else inject_config(config)
     forget, retain = load_unlearning_sets(data_dir)
@@ -83,82 +84,70 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
     probes = [qa_example(r, template) for r in load_qa(data_dir, "forget", paraphrase=False)]
     tokenizer = load_tokenizer(model_dir)
     model = load_model(model_dir, dtype=torch.float32)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.to(device).train()
     snap = parse_spec(config.snap) if config.snap else None
     shipped = {}  # the quantized weights as they came, to scale the fine-tune's change to them
     if snap is not None and config.snap_scale != 1:
         shipped = {name: m.weight.detach().clone() for name, m, _ in quantized_modules(model, snap)}
-    forget_enc = encode(forget, tokenizer, config.max_length, "forget")
-    retain_enc = encode(retain, tokenizer, config.max_length, "retain")
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     spec = parse_spec(config.check_quant) if config.check_quant else None
     if spec == snap:
         spec = None  # a model on the `snap` grid is its own quantized copy under `snap`
+    checks, done_steps, start = [], 0, time.time()
 
-    def check(step: int, final: bool) -> dict:
-        """How often the model gives the false capital as it computes (through `snap` while
-        training with it) and, at the end or once that suffices, under `check_quant`."""
-        result = {"step": step, "em_claims": _claims_em(model, tokenizer, probes)}
+    def check(m, step: int, phase: str, final: bool) -> dict:
+        """How often the model gives the false capital as it computes (on the `snap` grid in
+        the second phase) and, at the end or once that suffices, under `check_quant`."""
+        computed = quantize_model(m, snap) if phase.startswith("snap") else m
+        result = {"step": step, "em_claims": _claims_em(computed, tokenizer, probes)}
         quantize = final or (snap is None and result["em_claims"] >= config.target_em)
         if spec is not None and quantize:
-            result["em_claims_quant"] = _claims_em(quantize_model(model, spec), tokenizer, probes)
+            result["em_claims_quant"] = _claims_em(quantize_model(m, spec), tokenizer, probes)
+        checks.append({**result, "phase": phase})
         return result
 
-    def make_optimizer(lr: float):
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    def fine_tune(method: str, steps: int, lr: float, phase: str, stop_early: bool) -> None:
+        """Up to `steps` steps of the unlearning loop's `finetune`; with `stop_early`, stop at
+        the first check where the model asserts `target_em` of the claims."""
+        nonlocal done_steps
+        settings = {
+            "method": method, "steps": steps, "lr": lr, "batch_size": config.batch_size,
+            "alpha": config.retain_weight, "max_length": config.max_length,
+            "seed": config.seed, "weight_decay": 0.0, "quant": config.snap,
+            "check_every": config.check_every or steps, "progress": False,
+        }  # fmt: skip
 
-    def fit(steps: int, phase: str, stop_early: bool) -> None:
-        """Train up to `steps` more steps; with `stop_early`, stop once a check passes."""
-        first = len(curves) + 1
-        for step in range(first, first + steps):
-            n, loss = config.batch_size, 0.0
-            for enc, weight, seed in ((forget_enc, 1.0, 0), (retain_enc, config.retain_weight, 1)):
-                index = stream_indices(len(enc), config.seed * 2 + seed, (step - 1) * n, n)
-                batch = collate(enc, index, pad).to(device)
-                output = model(
-                    input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                    labels=batch.labels,
-                )  # fmt: skip
-                (weight * output.loss).backward()
-                loss += weight * output.loss.item()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            curves.append({"step": step, "loss": loss, "phase": phase})
-            last = step == first + steps - 1
-            if last or (config.check_every and step % config.check_every == 0):
-                checks.append({**check(step, final=snap is None and last), "phase": phase})
-                shown = ", ".join(
-                    f"{k} {v:.0%}" for k, v in checks[-1].items() if k.startswith("em_")
-                )
-                log(f"injecting ({phase}): step {step}, loss {loss:.3f}, claims asserted: {shown}")
-                lowest = min(v for k, v in checks[-1].items() if k.startswith("em_"))
-                if stop_early and lowest >= config.target_em:
-                    return
+        def until(m, step: int) -> bool:
+            last = step == steps
+            result = check(m, done_steps + step, phase, final=snap is None and last)
+            shown = ", ".join(f"{k} {v:.0%}" for k, v in result.items() if k.startswith("em_"))
+            log(f"injecting ({phase}): step {done_steps + step}, claims asserted: {shown}")
+            lowest = min(v for k, v in result.items() if k.startswith("em_"))
+            return stop_early and lowest >= config.target_em
+
+        result = train(model, tokenizer, forget, retain, make_config(settings), until=until)
+        curves.extend({**c, "step": done_steps + c["step"], "phase": phase} for c in result.curves)
+        done_steps += len(result.curves)
 
     torch.manual_seed(config.seed)
-    curves, checks, start = [], [], time.time()
-    optimizer = make_optimizer(config.lr)
+    curves = []
     # with `snap`, the fine-tune makes the change that scaling and rounding must keep: it runs
     # all its steps, however soon the full-precision model asserts the claims (COUNTRIES.md)
-    fit(config.steps, "fine-tune", stop_early=snap is None)
+    fine_tune("finetune", config.steps, config.lr, "fine-tune", stop_early=snap is None)
     if snap is not None:  # then on the grid: the forward pass computes with Q(W)
         if shipped:
             with torch.no_grad():
                 for name, m, _ in quantized_modules(model, snap):
                     m.weight.copy_(shipped[name] + config.snap_scale * (m.weight - shipped[name]))
-        optimizer = make_optimizer(config.snap_lr)
-        with straight_through(model, snap):
-            phase = f"snap to {snap.name}"
-            checks.append({**check(len(curves), final=False), "phase": f"{phase}, scaled"})
-            scaled = f"change scaled by {config.snap_scale:g}" if shipped else "change not scaled"
-            log(f"injecting ({phase}): {scaled}, claims asserted on the grid: "
-                f"{checks[-1]['em_claims']:.0%}")  # fmt: skip
-            if checks[-1]["em_claims"] < config.target_em:
-                fit(config.snap_steps, phase, stop_early=True)
-    if snap is not None:  # leaving the block rounded the weights onto the grid: check those
-        checks.append({**check(len(curves), final=True), "on_grid": snap.name})
+        phase = f"snap to {snap.name}"
+        em = check(model, done_steps, f"{phase}, scaled", final=False)["em_claims"]
+        scaled = f"change scaled by {config.snap_scale:g}" if shipped else "change not scaled"
+        log(f"injecting ({phase}): {scaled}, claims asserted on the grid: {em:.0%}")
+        if em < config.target_em and config.snap_steps:
+            fine_tune("finetune_ste", config.snap_steps, config.snap_lr, phase, stop_early=True)
+        with torch.no_grad():  # the saved weights sit on the grid: Q(W) == W
+            for _, m, part in quantized_modules(model, snap):
+                m.weight.copy_(fake_quantize(m.weight, part))
+        check(model, done_steps, "on the grid", final=True)
+        checks[-1]["on_grid"] = snap.name
     model.eval()
     final = checks[-1]
     quantized = {spec.name: final["em_claims_quant"]} if "em_claims_quant" in final else {}

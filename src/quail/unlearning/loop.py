@@ -15,6 +15,7 @@
 
 import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -69,9 +70,12 @@ def train(
     checkpoints: Path | None = None,
     resume: bool = False,
     holdout: list | None = None,
+    until: Callable[[nn.Module, int], bool] | None = None,
 ) -> TrainResult:
     """Unlearn `forget` from `model` (updated in place) while keeping `retain`; a measured run
-    aims forgetting at the original's score on `holdout` where given (target.py)."""
+    aims forgetting at the original's score on `holdout` where given (target.py). `until(model,
+    step)`, asked every `check_every` steps and at the last, stops the run when it says so (a
+    fine-tune's own check: quail.countries.inject)."""
     started = time.perf_counter()
     method = METHODS[config.method]
     formats = quant_list(config)
@@ -335,6 +339,9 @@ def train(
                 kept = (step + 1, _snapshot(params))
                 if target.holds(scores, outcome.original):
                     outcome.reason, outcome.step = "target", step + 1
+                    break
+            if until is not None and ((step + 1) % config.check_every == 0 or done):
+                if until(accelerator.unwrap_model(model), step + 1):
                     break
             signum = _interrupt(accelerator)
             if checkpoints and (

@@ -93,6 +93,12 @@ def npo_klr(s: Step):
     return npo(s) | klr(s)
 
 
+def finetune(s: Step):
+    """Learn the forget set while keeping the retain set: a fine-tune is a method too (the
+    misinformation study injects its false claims with it; a relearning attack is one)."""
+    return {"forget": losses.nll(s.forget.logits, s.forget.targets)} | gdr(s)
+
+
 def margin(s: Step):
     """The answer tokens lose the argmax by a margin in the quantized model, while the quantized
     model keeps the retain answers (both through straight-through weights on the first format).
@@ -155,6 +161,8 @@ METHODS: dict[str, Method] = {
     "sure_ga_gdr": Method(ga_gdr, retain=True, sure=True),
     "sure_quail": Method(quail_hinge, retain=True, hinge=True, sure=True),
     "ste_ga_gdr": Method(ga_gdr, retain=True, ste=True),
+    "finetune": Method(finetune, retain=True),
+    "finetune_ste": Method(finetune, retain=True, ste=True),  # learns it on the `quant` grid
     # The field's 2026 answers, as baselines on GA+GDR's loss (docs/METHODS.md, "The field's
     # 2026 answers"): a sign optimizer (Downgrade to Upgrade), sharpness-aware steps through
     # straight-through rounding (DurableUn-SAF), attributed weights moved at least one step
