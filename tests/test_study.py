@@ -29,7 +29,7 @@ specs: [fp, int4-g16+emb-int8]  # an +emb- spec: cells, plots and tables named b
 eval_limit: 4
 trace_every: 1
 unlearn: {{steps: 2, lr: 1.0e-3, batch_size: 2, progress: false}}
-methods: [ga_gdr, {{name: quail-m1, method: quail, overrides: {{steps: 2, check_every: 1}}}}]
+methods: [ga_gdr, {{name: quail-m1, method: quail, overrides: {{steps: 2, check_every: 1, lr: 0.3}}}}]
 """
 SPEC = "rtn-int4-g16-sym+emb-rtn-int8-channel-sym"
 
@@ -92,7 +92,7 @@ def test_every_file_is_written_with_the_documented_schema(study):
     traced = results["methods"]["ga_gdr"]["unlearn"]
     assert [check["step"] for check in traced["checks"]] == [0, 1, 2]  # trace_every: 1
     assert set(traced["checks"][-1]["scores"]) == {"fp", "rtn-int4-g16-sym"}  # the grid it aims at
-    assert traced["config"]["lr"] == 1e-3 and method["unlearn"]["config"]["lr"] == 3e-5
+    assert traced["config"]["lr"] == 1e-3 and method["unlearn"]["config"]["lr"] == 0.3
     plots = sorted(p.name for p in (out / "plots").iterdir())
     assert plots == [
         f"change_histogram_{SPEC}.png",
@@ -275,7 +275,7 @@ def test_quail_keeps_its_own_settings_over_the_baselines_shared_budget():
     made = {run.name: make_config(unlearn_settings(config, run)) for run in config.methods}
     assert (made["ga_gdr"].lr, made["ga_gdr"].steps) == (1e-5, 10)
     quail = made["quail"]
-    assert (quail.lr, quail.steps, quail.check_every, quail.batch_size) == (3e-5, 1000, 10, 4)
+    assert (quail.lr, quail.steps, quail.check_every, quail.batch_size) == (1.6e-3, 1000, 10, 4)
     assert (made["quail_fast"].lr, made["quail_fast"].steps) == (1e-4, 1000)
 
 

@@ -240,7 +240,12 @@ def test_missing_retain_set_is_a_one_line_error():
 
 def test_the_default_method_is_quail_and_asks_for_the_formats_you_ship():
     config = make_config({"quant": "int4"})
-    assert (config.method, config.lr, config.steps, config.check_every) == ("quail", 3e-5, 1000, 10)
+    assert (config.method, config.lr, config.steps, config.check_every) == (
+        "quail",
+        1.6e-3,
+        1000,
+        10,
+    )
     with pytest.raises(QuailError, match="pass --quant SPEC.*or choose a baseline"):
         make_config({})
     assert make_config({"method": "ga_gdr"}).steps == 100  # a baseline needs no formats

@@ -1,4 +1,4 @@
-"""quail's default: error-feedback rounding onto the shipped grid (update=project), on random
+"""Error-feedback rounding onto the shipped grid (update=project, `quail_feedback`), on random
 layers and on a tiny Llama whose weights sit on that grid."""
 
 import copy
@@ -118,15 +118,6 @@ def test_project_keeps_the_forgetting_in_the_shipped_format_where_adamw_gives_it
         assert torch.equal(a, b), name  # what the user quantizes is exactly what shipped
 
 
-def test_quail_starts_from_its_own_settings_unless_told_otherwise():
-    from quail.unlearning import make_config
-
-    config = make_config({"method": "quail", "quant": "int4"})
-    assert (config.update, config.lr, config.steps, config.check_every) == ("auto", 3e-5, 1000, 10)
-    assert make_config({"method": "quail", "quant": "int4", "lr": 1e-4}).lr == 1e-4
-    assert make_config({"method": "ga_gdr"}).lr == 1e-5  # other methods keep the global default
-
-
 @pytest.mark.parametrize("spec", ["rtn-int4-tensor", "rtn-int4-g16-asym"])
 def test_layers_that_share_an_input_keep_their_own_grids(spec):
     """q, k and v share one Gram matrix and are rounded as one matrix, but each keeps its own
@@ -164,7 +155,8 @@ def test_a_broken_utility_floor_sends_the_run_back_at_half_the_lr():
     from quail.unlearning.loop import MAX_BACKTRACKS
 
     forget, retain = tiny.split()
-    settings = {"method": "quail", "quant": GRID, "steps": 16, "check_every": 2, "lr": 3e-3}
+    settings = {"method": "quail_feedback", "quant": GRID, "steps": 16, "check_every": 2}
+    settings |= {"lr": 3e-3}
     settings |= {"utility_floor": 1.0, "target": 0.0, "batch_size": 4, "progress": False}
     result = unlearn(snapped(), forget, retain, settings, tokenizer=tiny.tokenizer())
     outcome, lrs = result.outcome, [c["lr"] for c in result.curves]

@@ -17,7 +17,7 @@ CHOICES = {
     "mixed_precision": ("auto", "no", "bf16"),
     "cache": ("auto", "full", "topk", "live"),
     "schedule": ("constant", "linear", "cosine"),
-    "update": ("auto", "adamw", "bucket", "flip", "project", "sign", "sam"),
+    "update": ("auto", "adamw", "bucket", "flip", "project", "sign", "grid_sign", "sam"),
 }
 
 # Settings of hinge forms that lost to quail_hinge's (lab/RECORD.md, 2026-11-28, "QUAIL hinge:
@@ -59,8 +59,9 @@ class UnlearnConfig:
     # otherwise); adamw; bucket = AdamW's step scaled by each weight's quantization step Δ (lr
     # in buckets per step); flip = the weights of largest gain move exactly one bucket
     # (flips.py); project = AdamW, the model shipped by error-feedback rounding (projection.py);
-    # sign = each weight moves lr per step in its gradient's sign (signum.py); sam = AdamW on
-    # the gradient at the worst weights within `rho` (sharpness.py).
+    # sign = each weight moves lr per step in its gradient's sign (signum.py); grid_sign = the
+    # same in units of the first format's median step, shipped rounded onto that grid (quail's);
+    # sam = AdamW on the gradient at the worst weights within `rho` (sharpness.py).
     update: str = "auto"
     rho: float = 0.05  # update=sam: radius of the weight perturbation (SAM's default)
     # Measured stopping (target.py): check forgetting every `check_every` steps at fp and in
@@ -164,7 +165,7 @@ def validate(config: UnlearnConfig) -> None:
             "--quant SPEC[,SPEC...] (e.g. --quant rtn-int4-g32-asym,nf4), or choose a baseline "
             "that does not (--method ga_gdr)"
         )
-    on_steps = update_rule(config) in ("bucket", "flip", "project") or method.circuit
+    on_steps = update_rule(config) in ("bucket", "flip", "project", "grid_sign") or method.circuit
     if on_steps:
         what = f"method '{config.method}'" if method.circuit else f"update={update_rule(config)}"
         if not quantized:

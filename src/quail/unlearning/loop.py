@@ -2,15 +2,16 @@
 
 1. Everything that needs the original model θ0 happens before the first update: its cached
    outputs (reference.py), the SURE row masks and MANSU's weight masks (circuit.py).
-2. Then AdamW steps: each is `grad_accum` micro-batches of forget (and retain) examples taken
+2. Then optimizer steps: each is `grad_accum` micro-batches of forget (and retain) examples taken
    in a seeded order that depends on the step only, so `--resume` replays the same batches.
 3. A step whose loss is NaN/inf or above `divergence_threshold` is never applied: the run stops
    with a message naming the last good checkpoint.
 4. How a step moves the weights is the update rule: AdamW, AdamW in bucket units, code flips
    (flips.py), AdamW with the model shipped by error-feedback rounding onto the first format's
-   grid (projection.py), sign steps (signum.py) or sharpness-aware steps (sharpness.py). A
-   measured run (target.py) checks its forgetting in every listed format every `check_every`
-   steps, on the model it would ship, and stops on it.
+   grid (projection.py), sign steps (for quail in grid steps, the model shipped rounded onto
+   the grid: signum.py), or sharpness-aware steps (sharpness.py). A measured run (target.py)
+   checks its forgetting in every listed format every `check_every` steps, on the model it
+   would ship, and stops on it.
 """
 
 import math
@@ -46,7 +47,7 @@ from quail.unlearning.reference import (
     cache_mode,
     frozen_copy,
 )
-from quail.unlearning.signum import Signum
+from quail.unlearning.signum import Signum, median_step
 from quail.unlearning.sure import RowMask, row_masks, row_saliency
 from quail.unlearning.target import ForgetTarget, Outcome
 
@@ -125,8 +126,9 @@ def train(
         for p in model.parameters():
             p.requires_grad_(id(p) in on_grid)
     params = [p for p in model.parameters() if p.requires_grad]
-    if rule == "sign":
-        optimizer = Signum(params, lr=config.lr)
+    if rule in ("sign", "grid_sign"):
+        unit = median_step(model, spec) if rule == "grid_sign" else 1.0
+        optimizer = Signum(params, lr=config.lr, unit=unit)
     else:
         optimizer = torch.optim.AdamW(
             params,
@@ -147,12 +149,13 @@ def train(
                 nearest[name] = part
 
     def shipped(m: nn.Module) -> nn.Module:
-        """What the run hands over (and measures): update=bucket rounds the latent weights onto
-        the first format's grid; update=project rounds them with error feedback (projection.py);
-        mansu moves every weight that moved by at least one step of that grid (circuit.py)."""
+        """What the run hands over (and measures): update=bucket and grid_sign round the latent
+        weights onto the first format's grid to nearest; update=project rounds them with error
+        feedback (projection.py); mansu moves every weight that moved by at least one step of
+        that grid (circuit.py)."""
         if floor is not None:
             return floor.apply(m)
-        if rule == "bucket":
+        if rule in ("bucket", "grid_sign"):
             return quantize_model(m, spec)
         if rule == "project":
             return project(m, linears, forget_enc + (retain_enc or []), pad_id, nearest)

@@ -144,9 +144,17 @@ METHODS: dict[str, Method] = {
     "npo": Method(npo, npo=True),
     "npo_gdr": Method(npo_gdr, retain=True, npo=True),
     "npo_klr": Method(npo_klr, retain=True, npo=True, klr=True),
-    # GA+GDR's updates, shipped by error-feedback rounding onto the first format's grid, stopped
-    # on forgetting measured in every format (docs/METHODS.md, "Error-feedback rounding")
+    # GA+GDR's loss in sign steps of 1.6e-3 of the first format's median step, shipped rounded
+    # onto that grid, stopped on forgetting measured in every format (docs/METHODS.md, "Sign
+    # steps on the grid")
     "quail": Method(
+        ga_gdr,
+        retain=True,
+        update="grid_sign",
+        measured=True,
+        defaults=(("lr", 1.6e-3), ("steps", 1000), ("check_every", 10)),
+    ),
+    "quail_feedback": Method(  # the default before: AdamW, error-feedback rounding
         ga_gdr,
         retain=True,
         update="project",
