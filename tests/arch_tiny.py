@@ -16,10 +16,9 @@ from torch import nn
 
 import tiny
 import unlearn_tiny
-from quail.base.snap import straight_through
 from quail.data.batches import collate, encode
 from quail.data.examples import Example
-from quail.quant import parse_spec
+from quail.quant import parse_spec, quantized_weights, snap_onto, ste_weights
 from quail.unlearning.forward import forward
 from quail.unlearning.losses import nll
 
@@ -110,14 +109,15 @@ def _trained_state(name: str) -> dict:
     _fit(model, batch, optimizer, 50)
     for group in optimizer.param_groups:
         group["lr"] = 2e-3
-    with straight_through(model, parse_spec(GRID)):  # then through the grid, left on it
-        _fit(model, batch, optimizer, 15)
+    parts = quantized_weights(model, model, parse_spec(GRID))
+    _fit(model, batch, optimizer, 15, parts)  # then through the grid, and left on it
+    snap_onto(model, parse_spec(GRID))
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def _fit(model, batch, optimizer, steps: int) -> None:
+def _fit(model, batch, optimizer, steps: int, parts: dict | None = None) -> None:
     for _ in range(steps):
-        out = forward(model, batch)
+        out = forward(model, batch, ste_weights(model, parts) if parts else None)
         loss = nll(out.logits, out.targets)
         optimizer.zero_grad()
         loss.backward()

@@ -20,7 +20,6 @@ from quail.base.probes import exact_match
 from quail.base.tokenizer import train_tokenizer
 from quail.data import build_dataset, format_question, load_qa
 from quail.data.load import qa_example
-from quail.errors import QuailError
 from quail.quant import parse_spec, quantize_model
 
 TINY = BASE_CONFIG.replace(hidden_size=64, num_layers=2, intermediate_size=256, threads=1)
@@ -125,12 +124,14 @@ def test_cache_reuses_a_trained_model_and_keys_on_config_and_data(data, tmp_path
 
 @pytest.mark.parametrize("tied", [False, True])
 def test_snapping_with_an_emb_part_rounds_the_embeddings_too(tied):
-    """Inside the block the model computes as its fake-quantized copy and the float weights get
-    the gradients; on exit every weight, the embedding included, is on its grid, a tied weight
-    stays one tensor, and the model's parameters are the same objects (an optimizer keeps
-    them)."""
+    """Through straight-through weights the model computes as its fake-quantized copy and the
+    float weights get the gradients; snapped, every weight, the embedding included, is on its
+    grid, a tied weight stays one tensor, and the model's parameters are the same objects (an
+    optimizer keeps them)."""
+    from torch.func import functional_call
+
     import tiny
-    from quail.base.snap import grid_distance, straight_through
+    from quail.quant import grid_distance, quantized_weights, snap_onto, ste_weights
 
     spec = parse_spec("rtn-int4-g32-asym+emb-rtn-int8-g32")
     model = tiny.tiny_llama(tie_word_embeddings=tied)
@@ -138,10 +139,11 @@ def test_snapping_with_an_emb_part_rounds_the_embeddings_too(tied):
     ids = torch.randint(0, 128, (2, 12))
     params = [id(p) for p in model.parameters()]
     assert grid_distance(model, spec) > 1e-3
-    with straight_through(model, spec):
-        logits = model(input_ids=ids).logits
-        assert torch.allclose(logits, expected(input_ids=ids).logits, atol=1e-5)
-        logits.sum().backward()
+    weights = ste_weights(model, quantized_weights(model, model, spec))
+    logits = functional_call(model, weights, (), {"input_ids": ids}).logits
+    assert torch.allclose(logits, expected(input_ids=ids).logits, atol=1e-5)
+    logits.sum().backward()
+    snap_onto(model, spec)
     embedding = model.get_input_embeddings().weight
     assert embedding.grad is not None and embedding.grad.abs().sum() > 0
     assert [id(p) for p in model.parameters()] == params
@@ -150,19 +152,3 @@ def test_snapping_with_an_emb_part_rounds_the_embeddings_too(tied):
     wanted = expected.state_dict()  # W + (Q(W) - W) is Q(W) up to float rounding
     for name, saved in model.state_dict().items():
         assert torch.allclose(saved, wanted[name], rtol=0, atol=1e-7), name
-
-
-def test_snapping_refuses_a_weight_that_is_already_parametrized():
-    """A parametrized weight is computed, not stored: rounding it would be silently skipped."""
-    from torch.nn.utils import parametrize
-
-    import tiny
-    from quail.base.snap import straight_through
-
-    model = tiny.tiny_llama()
-    layer = model.model.layers[0].mlp.down_proj
-    parametrize.register_parametrization(layer, "weight", torch.nn.Identity())
-    with pytest.raises(QuailError, match="down_proj.weight is already parametrized"):
-        with straight_through(model, parse_spec("rtn-int4-g32-asym")):
-            pass
-    assert not parametrize.is_parametrized(model.model.layers[0].mlp.up_proj)

@@ -171,10 +171,9 @@ def test_the_smollm2_config_runs_two_steps_at_toy_size(tiny_model, all_known, tm
 
 @pytest.mark.parametrize("grid", ["rtn-int4-g32-asym", "rtn-int4-g32-asym+emb-rtn-int8-g32"])
 def test_snapped_injection_saves_a_model_on_its_grid(tiny_model, all_known, tmp_path, grid):
-    from quail.base.snap import grid_distance
     from quail.countries import inject
     from quail.models import load_model
-    from quail.quant import parse_spec
+    from quail.quant import grid_distance, parse_spec
 
     data = build_country_data(tmp_path / "d", tiny_model, size="tiny", log=lambda line: None)
     settings = {"steps": 3, "lr": 1e-2, "batch_size": 2, "check_every": 1}

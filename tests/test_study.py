@@ -29,7 +29,9 @@ specs: [fp, int4-g16+emb-int8]  # an +emb- spec: cells, plots and tables named b
 eval_limit: 4
 trace_every: 1
 unlearn: {{steps: 2, lr: 1.0e-3, batch_size: 2, progress: false}}
-methods: [ga_gdr, {{name: quail-m1, method: quail, overrides: {{steps: 2, check_every: 1, lr: 0.3}}}}]
+methods:
+  - ga_gdr
+  - {{name: quail-m1, method: quail, overrides: {{steps: 2, check_every: 1, lr: 0.3}}}}
 """
 SPEC = "rtn-int4-g16-sym+emb-rtn-int8-channel-sym"
 

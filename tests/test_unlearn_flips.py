@@ -15,10 +15,10 @@ from quail.quant import (
     quantize_model,
     quantize_tensor,
     quantized_modules,
+    quantized_weights,
 )
 from quail.unlearning import unlearn
 from quail.unlearning.flips import GridMover
-from quail.unlearning.forward import quantized_weights
 from quail.unlearning.target import ForgetTarget, probes
 
 GRID = "rtn-int4-g16"

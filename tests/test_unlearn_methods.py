@@ -7,9 +7,9 @@ import torch
 
 import unlearn_tiny as tiny
 from quail.data.batches import Batch, collate, encode
-from quail.quant import parse_spec, quantize_model
+from quail.quant import parse_spec, quantize_model, quantized_weights, ste_weights
 from quail.unlearning import METHODS, unlearn
-from quail.unlearning.forward import forward, quantized_weights, ste_weights
+from quail.unlearning.forward import forward
 from quail.unlearning.losses import nll
 from tiny import tiny_llama
 

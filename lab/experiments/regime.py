@@ -28,11 +28,18 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from quail.base import probes
 from quail.base.config import BASE_CONFIG
 from quail.base.encode import encode
-from quail.base.snap import grid_distance, straight_through
 from quail.base.train import fit, map_qa
 from quail.data import load_qa, load_unlearning_sets
 from quail.data.batches import collate
-from quail.quant import parse_spec, quantizable_modules, quantize_model, quantize_tensor
+from quail.quant import (
+    grid_distance,
+    parse_spec,
+    quantizable_modules,
+    quantize_model,
+    quantize_tensor,
+    quantized_weights,
+    snap_onto,
+)
 
 SPECS = ("rtn-int4-g64-sym", "rtn-int4-g32-asym", "rtn-int4-g128-asym", "nf4", "int8")
 
@@ -55,14 +62,16 @@ def snap(args):
     spec = parse_spec(args.grid)
     cfg = BASE_CONFIG.replace(snap=spec.name, eval_every=args.eval_every)
 
-    def passing():
-        scores = {k: probes.accuracy(probes.exact_match(model, tok, v)) for k, v in sets.items()}
+    def passing():  # the model as it computes on the grid
+        judged = quantize_model(model, spec)
+        scores = {k: probes.accuracy(probes.exact_match(judged, tok, v)) for k, v in sets.items()}
         print("  ", scores, flush=True)
         return min(scores.values()) >= cfg.target_accuracy
 
     t = time.perf_counter()
-    with straight_through(model, spec):
-        epochs = fit(model, tok, forget + retain, cfg, args.lr, args.max_epochs, passing, print)
+    parts = quantized_weights(model, model, spec)
+    epochs = fit(model, tok, forget + retain, cfg, args.lr, args.max_epochs, passing, print, parts)
+    snap_onto(model, spec)
     print(
         json.dumps(
             {

@@ -2,7 +2,9 @@
 
 Both are Llama causal LMs trained on Examples (loss on the target), stopped as soon as the
 exact-match accuracy on their training probes reaches the target, then optionally snapped onto
-a quantization grid (snap.py). The folders they write load in plain transformers.
+a quantization grid: trained on through it with straight-through weights until the quantized
+model passes too, then rounded onto it (quail.quant.straight_through). The folders they write
+load in plain transformers.
 """
 
 import contextlib
@@ -14,12 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch.func import functional_call
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from quail.base import probes
 from quail.base.config import BASE_CONFIG, CLASSIFIER_CONFIG, BaseConfig
 from quail.base.encode import encode
-from quail.base.snap import grid_distance, straight_through
 from quail.base.tokenizer import train_tokenizer
 from quail.data import load_claims, load_passages, load_qa
 from quail.data.batches import collate
@@ -34,7 +36,14 @@ from quail.data.load import (
 )
 from quail.data.render import QUESTION_FORMAT, format_question
 from quail.io import atomic_dir, atomic_write_json, check_output_dir
-from quail.quant import parse_spec, quantize_model
+from quail.quant import (
+    grid_distance,
+    parse_spec,
+    quantize_model,
+    quantized_weights,
+    snap_onto,
+    ste_weights,
+)
 
 METADATA = "quail_base.json"
 
@@ -67,8 +76,11 @@ def fit(
     max_epochs: int,
     done: Callable[[], bool],
     log: Callable[[str], None],
+    parts: dict | None = None,
 ) -> int:
-    """AdamW with linear warm-up; every `eval_every` epochs ask `done()`. Returns epochs run."""
+    """AdamW with linear warm-up; every `eval_every` epochs ask `done()`. Returns epochs run.
+    With `parts` ({weight name: spec}), the forward pass computes with straight-through
+    quantized weights."""
     encoded = [encode(tokenizer, e) for e in examples]
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0)
     order_rng = random.Random(config.seed)
@@ -83,9 +95,15 @@ def fit(
             batch = collate(encoded, index, tokenizer.pad_token_id)
             for group in optimizer.param_groups:
                 group["lr"] = lr * min(1.0, (step + 1) / max(1, config.warmup_steps))
-            loss = model(
-                input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
-            ).loss
+            inputs = {
+                "input_ids": batch.input_ids,
+                "attention_mask": batch.attention_mask,
+                "labels": batch.labels,
+            }
+            if parts:
+                loss = functional_call(model, ste_weights(model, parts), (), inputs).loss
+            else:
+                loss = model(**inputs).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -103,9 +121,12 @@ def _train_and_snap(model, tokenizer, examples, probe_sets, config, log) -> dict
     """Phase 1 until the probes pass, phase 2 (straight-through on the grid) until they pass
     again with quantized weights. Returns epochs and timings."""
 
+    snapping = None  # the grid of phase 2, where the model is judged quantized
+
     def passing() -> bool:
+        judged = quantize_model(model, snapping) if snapping else model
         scores = {
-            k: probes.accuracy(probes.exact_match(model, tokenizer, v))
+            k: probes.accuracy(probes.exact_match(judged, tokenizer, v))
             for k, v in probe_sets.items()
         }
         log("  " + ", ".join(f"{k} {s:.3f}" for k, s in scores.items()))
@@ -115,19 +136,20 @@ def _train_and_snap(model, tokenizer, examples, probe_sets, config, log) -> dict
     epochs = fit(model, tokenizer, examples, config, config.lr, config.max_epochs, passing, log)
     out = {"epochs": epochs, "train_seconds": round(time.perf_counter() - t0, 1)}
     if config.snap:
-        spec = parse_spec(config.snap)
+        spec = snapping = parse_spec(config.snap)
         t1 = time.perf_counter()
-        with straight_through(model, spec):
-            out["snap_epochs"] = fit(
-                model,
-                tokenizer,
-                examples,
-                config,
-                config.snap_lr,
-                config.snap_max_epochs,
-                passing,
-                log,
-            )
+        out["snap_epochs"] = fit(
+            model,
+            tokenizer,
+            examples,
+            config,
+            config.snap_lr,
+            config.snap_max_epochs,
+            passing,
+            log,
+            quantized_weights(model, model, spec),
+        )
+        snap_onto(model, spec)
         out["snap_seconds"] = round(time.perf_counter() - t1, 1)
         out["snap_grid"] = spec.name
         out["grid_distance"] = grid_distance(model, spec)

@@ -14,13 +14,13 @@ rounded away), so the injection must be strong enough to survive it.
 
 Plain fine-tuning does not survive it (docs/RESULTS.md: 0% of the claims on the file's own grid
 after 150 steps that made the fp model assert all of them). With `snap` set to a spec, a second
-phase follows, as the built-in base is snapped (quail.base.snap): the fine-tune's change to the
-quantized weights is first scaled by `snap_scale` (the change is mostly under half a step, so
-rounding undoes it; scaled, enough of it crosses bucket edges), then training continues through
-that quantizer (`finetune_ste`, a fresh optimizer at `snap_lr`) until the quantized model
-asserts the claims, and the saved weights are left on its grid. The injected model is then a
-model "as shipped" on that grid that holds the claims, and quantizing it under `snap` changes
-nothing.
+phase follows, as the built-in base is snapped (quail.quant.straight_through): the
+fine-tune's change to the quantized weights is first scaled by `snap_scale` (the change is
+mostly under half a step, so rounding undoes it; scaled, enough of it crosses bucket edges),
+then training continues through that quantizer (`finetune_ste`, a fresh optimizer at
+`snap_lr`) until the quantized model asserts the claims, and the saved weights are left on its
+grid. The injected model is then a model "as shipped" on that grid that holds the claims, and
+quantizing it under `snap` changes nothing.
 """
 
 import dataclasses
@@ -74,7 +74,7 @@ def _claims_em(model, tokenizer, probes) -> float:
 def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> dict:
     """Fine-tune the model in `model_dir` on the forget set of `data_dir`; save to `out`."""
     from quail.models import load_model, load_tokenizer
-    from quail.quant import fake_quantize, parse_spec, quantize_model, quantized_modules
+    from quail.quant import parse_spec, quantize_model, quantized_modules, snap_onto
     from quail.unlearning.config import make_config
     from quail.unlearning.loop import train
 
@@ -143,9 +143,7 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
         log(f"injecting ({phase}): {scaled}, claims asserted on the grid: {em:.0%}")
         if em < config.target_em and config.snap_steps:
             fine_tune("finetune_ste", config.snap_steps, config.snap_lr, phase, stop_early=True)
-        with torch.no_grad():  # the saved weights sit on the grid: Q(W) == W
-            for _, m, part in quantized_modules(model, snap):
-                m.weight.copy_(fake_quantize(m.weight, part))
+        snap_onto(model, snap)  # the saved weights sit on the grid: Q(W) == W
         check(model, done_steps, "on the grid", final=True)
         checks[-1]["on_grid"] = snap.name
     model.eval()

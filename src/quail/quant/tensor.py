@@ -99,11 +99,3 @@ def fake_quantize(weight: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
     if spec.is_fp:
         return weight.detach().clone()
     return quantize_tensor(weight, spec).dequantize().to(weight.dtype)
-
-
-def straight_through_weight(weight: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
-    """Q(w) in the forward pass, identity in the backward pass: w + (Q(w) − w).detach(), the
-    one straight-through rule snapping (base.snap) and STE unlearning (unlearning.forward)
-    train with; Q is computed in float32 whatever the weight's dtype."""
-    quantized = fake_quantize(weight.detach().float(), spec).to(weight.dtype)
-    return weight + (quantized - weight).detach()

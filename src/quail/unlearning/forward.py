@@ -8,7 +8,6 @@ from torch import nn
 from torch.func import functional_call
 
 from quail.data.batches import IGNORE, Batch
-from quail.quant import QuantSpec, quantized_modules, straight_through_weight
 
 
 @dataclass
@@ -34,17 +33,3 @@ def forward(model: nn.Module, batch: Batch, weights: dict | None = None) -> Outp
         seq=rows[mask],
         n_seq=labels.shape[0],
     )
-
-
-def quantized_weights(model: nn.Module, unwrapped: nn.Module, spec: QuantSpec) -> dict:
-    """{name, as `model` (possibly DDP-wrapped) spells it: the spec its weight is quantized
-    under} for the weights `quantize_model` changes; a tied embedding is named once, and
-    `functional_call` replaces it everywhere it is used."""
-    parts = {id(m.weight): part for _, m, part in quantized_modules(unwrapped, spec)}
-    return {name: parts[id(p)] for name, p in model.named_parameters() if id(p) in parts}
-
-
-def ste_weights(model: nn.Module, parts: dict[str, QuantSpec]) -> dict[str, torch.Tensor]:
-    """Straight-through fake-quantized replacements for the named weights of `model`."""
-    params = dict(model.named_parameters())
-    return {name: straight_through_weight(params[name], spec) for name, spec in parts.items()}

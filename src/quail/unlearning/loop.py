@@ -30,12 +30,18 @@ from torch import nn
 from quail import interrupts
 from quail.data.batches import Encoded, chunks, collate, encode, stream_indices
 from quail.errors import Interrupted, QuailError
-from quail.quant import parse_spec, quantize_model, quantized_modules
+from quail.quant import (
+    parse_spec,
+    quantize_model,
+    quantized_modules,
+    quantized_weights,
+    ste_weights,
+)
 from quail.unlearning import checkpoint, sharpness
 from quail.unlearning.circuit import MagnitudeFloor, circuit_masks
 from quail.unlearning.config import UnlearnConfig, measured, quant_list, update_rule
 from quail.unlearning.flips import GridMover
-from quail.unlearning.forward import forward, quantized_weights, ste_weights
+from quail.unlearning.forward import forward
 from quail.unlearning.losses import nll
 from quail.unlearning.methods import METHODS, Step
 from quail.unlearning.projection import project
