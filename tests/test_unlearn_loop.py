@@ -122,7 +122,7 @@ def test_checkpoints_hold_only_safetensors_and_json_and_a_planted_pickle_is_refu
     import pickle
 
     folder = checkpoint_after_three_steps(tmp_path, monkeypatch)
-    assert sorted(p.suffix for p in folder.iterdir()) == [".json"] + [".safetensors"] * 4
+    assert sorted(p.suffix for p in folder.iterdir()) == [".json"] + [".safetensors"] * 3
     marker = tmp_path / "ran"
     (folder / "custom_checkpoint_0.pkl").write_bytes(pickle.dumps(Planted(marker)))
     with pytest.raises(QuailError, match="custom_checkpoint_0.pkl, which quail never writes"):
@@ -198,13 +198,14 @@ def test_divergence_on_nan_without_checkpoints(monkeypatch):
         ({"method": "quail_npo", "quant": "fp"}, "trains through the quantized model"),
         ({"method": "quail"}, "measures forgetting in the formats you will ship"),
         ({"method": "quail", "quant": "fp"}, "measures forgetting in the formats"),
-        ({"method": "ga_gdr", "update": "flip", "quant": "fp"}, "in units of a quantization step"),
+        ({"method": "ga_gdr", "update": "grid_sign", "quant": "fp"}, "in units of a quantization"),
         ({"method": "quail", "quant": "nf4"}, "is not one: list an rtn spec first"),
         (
-            {"method": "quail_flips", "quant": "int4", "margin": None},
+            {"method": "quail_hinge", "quant": "int4", "margin": None},
             "config key 'margin' must be float",
         ),
-        ({"method": "ga_gdr", "update": "bucket"}, "pass --quant SPEC"),
+        ({"method": "ga_gdr", "update": "project"}, "pass --quant SPEC"),
+        ({"method": "ga_gdr", "update": "flip", "quant": "int4"}, "config 'update' is 'flip'"),
         ({"method": "ga_gdr", "measure": True, "quant": "fp"}, "measures forgetting"),
         ({"quant": ","}, "quant is empty"),
         ({"target": 1.5}, r"config 'target' must be in \[0, 1\]"),

@@ -11,7 +11,7 @@ from quail.data.batches import encode
 from quail.quant import fake_quantize, parse_spec, quantize_model, quantize_tensor
 from quail.unlearning import projection, unlearn
 from quail.unlearning.projection import round_with_feedback
-from test_unlearn_flips import GRID, snapped
+from unlearn_tiny import GRID, snapped
 
 
 def layer(spec: str, seed: int = 0):

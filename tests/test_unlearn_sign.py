@@ -6,11 +6,10 @@ import copy
 import torch
 
 import unlearn_tiny as tiny
-from quail.quant import parse_spec, quantize_model, quantized_modules
+from quail.quant import parse_spec, quantize_model, quantize_tensor, quantized_modules
 from quail.unlearning import make_config, unlearn
-from quail.unlearning.flips import bucket_steps
 from quail.unlearning.signum import median_step
-from test_unlearn_flips import GRID, snapped
+from unlearn_tiny import GRID, snapped
 
 
 def test_grid_sign_keeps_the_forgetting_in_the_shipped_format_where_adamw_gives_it_back():
@@ -50,7 +49,7 @@ def test_the_unit_is_the_median_step_of_the_linear_layers():
     spec = parse_spec("rtn-int4-g16-asym+emb-rtn-int8")
     steps = torch.cat(
         [
-            bucket_steps(m.weight, part).reshape(-1)
+            quantize_tensor(m.weight.detach(), part).step().reshape(-1)
             for _, m, part in quantized_modules(model, spec)
             if part == spec.linear
         ]

@@ -14,6 +14,7 @@ from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 import tiny
 from quail.data.batches import collate, encode
 from quail.data.examples import Example
+from quail.quant import fake_quantize, parse_spec, quantized_modules
 from quail.unlearning.forward import forward
 from quail.unlearning.losses import nll
 
@@ -80,6 +81,27 @@ def trained_model() -> LlamaForCausalLM:
     model = fresh_model()
     model.load_state_dict(_trained_state())
     return model.eval()
+
+
+GRID = "rtn-int4-g16"
+
+
+def snapped(spec: str = GRID) -> LlamaForCausalLM:
+    """The trained model with every linear weight put on `spec`'s grid (W := Q(W)), as
+    SmolLM2's weights sit on its file's."""
+    model = trained_model()
+    with torch.no_grad():
+        for _, module, part in quantized_modules(model, parse_spec(spec)):
+            module.weight.copy_(fake_quantize(module.weight, part))
+    return model
+
+
+def measure(model, formats=(GRID,)) -> dict:
+    """A measured run's check scores (forget and retain KnowMem) of `model` in `formats`."""
+    from quail.unlearning.target import ForgetTarget
+
+    forget, retain = split()
+    return ForgetTarget(tokenizer(), forget, retain, list(formats), 0.1, 0.9).measure(model)
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@ which `quail` always does) and prints what each check saw, then the scores of th
 another sample of probes.
 
     python lab/experiments/measured_updates.py DATA BASE '{"method": "quail"}' \\
-        '{"method": "quail", "update": "bucket", "lr": 0.02}' --set FLIP_MOMENTUM=0
+        '{"method": "quail_feedback"}' --set MAX_BACKTRACKS=0
 """
 
 import argparse

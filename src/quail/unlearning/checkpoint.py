@@ -9,7 +9,6 @@ pickle planted there would otherwise be one `torch.load` away from running):
 
     model.safetensors       the parameters (shared tensors, such as tied embeddings, once)
     optimizer.safetensors   the optimizer's per-parameter tensors, `{index}.{name}`
-    extra.safetensors       the loop's own tensors (update=flip's gradient averages)
     rng-{rank}.safetensors  torch's random state, per process (CPU, then each GPU)
     trainer_state.json      step, curves, config, and the optimizer's and scheduler's scalars
 """
@@ -28,7 +27,7 @@ from quail.errors import QuailError
 from quail.io import os_error
 
 STATE = "trainer_state.json"
-FILES = re.compile(r"(model|optimizer|extra)\.safetensors|rng-\d+\.safetensors|trainer_state\.json")
+FILES = re.compile(r"(model|optimizer)\.safetensors|rng-\d+\.safetensors|trainer_state\.json")
 
 
 def checkpoint_root(out: Path) -> Path:
@@ -40,7 +39,7 @@ def latest_checkpoint(root: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def save_checkpoint(accelerator, root, step, state, model, optimizer, scheduler, extra) -> Path:
+def save_checkpoint(accelerator, root, step, state, model, optimizer, scheduler) -> Path:
     """Write step `step`'s checkpoint; a failure (disk full, no permission) leaves no partial
     folder behind and the previous checkpoint in place."""
     path, tmp = root / f"step-{step:06d}", root / f".step-{step:06d}.tmp"
@@ -55,7 +54,6 @@ def save_checkpoint(accelerator, root, step, state, model, optimizer, scheduler,
             save_model(accelerator.unwrap_model(model), str(tmp / "model.safetensors"))
             tensors, optimizer_json = _split_optimizer(optimizer.state_dict())
             save_file(tensors, str(tmp / "optimizer.safetensors"))
-            save_file({k: v.contiguous() for k, v in extra.items()}, str(tmp / "extra.safetensors"))
             record = state | {"optimizer": optimizer_json, "scheduler": scheduler.state_dict()}
             (tmp / STATE).write_text(json.dumps(record))
             tmp.rename(path)
@@ -73,7 +71,7 @@ def save_checkpoint(accelerator, root, step, state, model, optimizer, scheduler,
 
 
 def load_checkpoint(accelerator: Accelerator, path: Path, model, optimizer, scheduler):
-    """Restore what `save_checkpoint` wrote; return (trainer state, extra tensors)."""
+    """Restore what `save_checkpoint` wrote; return the trainer state."""
     unexpected = sorted(p.name for p in path.iterdir() if not FILES.fullmatch(p.name))
     if unexpected:
         raise QuailError(
@@ -90,13 +88,12 @@ def load_checkpoint(accelerator: Accelerator, path: Path, model, optimizer, sche
         rng = path / f"rng-{accelerator.process_index}.safetensors"
         if rng.is_file():
             _set_rng_state(load_file(str(rng)))
-        extra = load_file(str(path / "extra.safetensors"))
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as error:
         raise QuailError(
             f"checkpoint {path} cannot be read ({str(error).splitlines()[0][:120]}); delete "
             f"{path.parent} and start again"
         ) from None
-    return state, extra
+    return state
 
 
 def _split_optimizer(state_dict: dict) -> tuple[dict, dict]:

@@ -17,8 +17,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from quail.quant import QuantSpec, quantized_modules
-from quail.unlearning.flips import bucket_steps
+from quail.quant import QuantSpec, quantize_tensor, quantized_modules
 
 RETAIN_SAFE_PERCENTILE = 50.0  # weights whose retain Fisher is above this percentile stay put
 
@@ -73,7 +72,7 @@ class MagnitudeFloor:
 
     def __init__(self, model: nn.Module, spec: QuantSpec):
         self.start = {
-            name: (m.weight.detach().clone(), bucket_steps(m.weight, part))
+            name: (m.weight.detach().clone(), quantize_tensor(m.weight.detach(), part).step())
             for name, m, part in quantized_modules(model, spec)
         }
 

@@ -6,12 +6,11 @@
    in a seeded order that depends on the step only, so `--resume` replays the same batches.
 3. A step whose loss is NaN/inf or above `divergence_threshold` is never applied: the run stops
    with a message naming the last good checkpoint.
-4. How a step moves the weights is the update rule: AdamW, AdamW in bucket units, code flips
-   (flips.py), AdamW with the model shipped by error-feedback rounding onto the first format's
-   grid (projection.py), sign steps (for quail in grid steps, the model shipped rounded onto
-   the grid: signum.py), or sharpness-aware steps (sharpness.py). A measured run (target.py)
-   checks its forgetting in every listed format every `check_every` steps, on the model it
-   would ship, and stops on it.
+4. How a step moves the weights is the update rule: AdamW; sign steps (signum.py), for quail in
+   units of the first format's median step with the model shipped rounded onto that grid;
+   AdamW with the model shipped by error-feedback rounding onto the grid (projection.py); or
+   sharpness-aware steps (sharpness.py). A measured run (target.py) checks its forgetting in
+   every listed format every `check_every` steps, on the model it would ship, and stops on it.
 """
 
 import math
@@ -40,7 +39,6 @@ from quail.quant import (
 from quail.unlearning import checkpoint, sharpness
 from quail.unlearning.circuit import MagnitudeFloor, circuit_masks
 from quail.unlearning.config import UnlearnConfig, measured, quant_list, update_rule
-from quail.unlearning.flips import GridMover
 from quail.unlearning.forward import forward
 from quail.unlearning.losses import nll
 from quail.unlearning.methods import METHODS, Step
@@ -92,8 +90,6 @@ def train(
     set_seed(config.seed)
     device = accelerator.device
     pad_id = _pad_id(tokenizer)
-    if method.answers and any(e.prompt.strip() for e in forget):
-        forget = [e for e in forget if e.prompt.strip()]
     forget_enc = encode(forget, tokenizer, config.max_length, "forget")
     retain_enc = encode(retain, tokenizer, config.max_length, "retain") if method.retain else None
     if config.dtype == "bf16_pure":
@@ -126,11 +122,6 @@ def train(
 
     # 2. The optimizer steps.
     model.train()
-    in_buckets = rule in ("bucket", "flip")  # only the weights on the grid move, in its steps
-    if in_buckets:
-        on_grid = {id(m.weight) for _, m, _ in quantized_modules(model, spec)}
-        for p in model.parameters():
-            p.requires_grad_(id(p) in on_grid)
     params = [p for p in model.parameters() if p.requires_grad]
     if rule in ("sign", "grid_sign"):
         unit = median_step(model, spec) if rule == "grid_sign" else 1.0
@@ -139,13 +130,12 @@ def train(
         optimizer = torch.optim.AdamW(
             params,
             lr=config.lr,
-            weight_decay=0.0 if mask or in_buckets else config.weight_decay,
+            weight_decay=0.0 if mask else config.weight_decay,
         )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     row_mask = RowMask(model, mask, config.weight_decay) if mask else None
     model, optimizer = accelerator.prepare(model, optimizer)
     quantized = quantized_weights(model, accelerator.unwrap_model(model), spec) if spec else {}
-    mover = GridMover(model, quantized, FLIP_MOMENTUM) if in_buckets else None
     linears, nearest = {}, {}  # update=project: by error feedback / to nearest (embeddings)
     if rule == "project":
         for name, module, part in quantized_modules(accelerator.unwrap_model(model), spec):
@@ -155,20 +145,18 @@ def train(
                 nearest[name] = part
 
     def shipped(m: nn.Module) -> nn.Module:
-        """What the run hands over (and measures): update=bucket and grid_sign round the latent
-        weights onto the first format's grid to nearest; update=project rounds them with error
+        """What the run hands over (and measures): update=grid_sign rounds the latent weights
+        onto the first format's grid to nearest; update=project rounds them with error
         feedback (projection.py); mansu moves every weight that moved by at least one step of
         that grid (circuit.py)."""
         if floor is not None:
             return floor.apply(m)
-        if rule in ("bucket", "grid_sign"):
+        if rule == "grid_sign":
             return quantize_model(m, spec)
         if rule == "project":
             return project(m, linears, forget_enc + (retain_enc or []), pad_id, nearest)
         return m
 
-    flips = FIRST_FLIPS if rule == "flip" else 0
-    most_flips = max(1, round(MAX_FLIPS * mover.size)) if rule == "flip" else 0
     target = None
     if measured(config):
         target = ForgetTarget(
@@ -194,9 +182,7 @@ def train(
         last_good = checkpoint.latest_checkpoint(checkpoints) if checkpoints else None
         if last_good is None:
             raise QuailError(f"nothing to resume: no checkpoint in {checkpoints}")
-        state, extra = checkpoint.load_checkpoint(
-            accelerator, last_good, model, optimizer, scheduler
-        )
+        state = checkpoint.load_checkpoint(accelerator, last_good, model, optimizer, scheduler)
         saved, now = state["config"], _comparable(config)
         changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
         unsafe = [k for k in changed if k not in SAFE_TO_CHANGE]
@@ -212,9 +198,6 @@ def train(
         if changed:  # a new lr or schedule takes over from the step resumed at
             _reschedule(optimizer, scheduler, config, start)
             resumes.append({"step": start, "changed": {k: [saved[k], now[k]] for k in changed}})
-        flips, most_flips = state.get("flips", flips), state.get("most_flips", most_flips)
-        if mover is not None:
-            mover.load_state(extra)
         if outcome is not None:
             outcome = Outcome(**state["outcome"])
 
@@ -247,15 +230,6 @@ def train(
             for name, value in terms.items():
                 terms_sum[name] = terms_sum.get(name, 0.0) + value.item() / config.grad_accum
         return terms_sum
-
-    def batch_loss(batches) -> float:
-        """The loss of the step's micro-batches at the current weights (flip's trust test)."""
-        total = 0.0
-        with torch.no_grad(), _autocast(config, device):
-            for forget_batch, retain_batch in batches:
-                s = Step(config, forget_batch, retain_batch, run, run_quant, reference)
-                total += sum(v.item() for v in method.loss(s).values()) / config.grad_accum
-        return total
 
     with Progress(*columns, disable=not show) as progress, interrupts.deferred():
         task = progress.add_task(config.method, total=config.steps, completed=start, losses="")
@@ -294,30 +268,15 @@ def train(
             if config.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             lr = scheduler.get_last_lr()[0]
-            extra = {}
-            if rule == "flip":
-                moves = mover.propose(flips)
-                mover.apply(moves)
-                after = accelerator.reduce(torch.tensor(batch_loss(batches), device=device), "mean")
-                kept_moves = after.item() < total  # every process decides alike
-                if not kept_moves:
-                    mover.undo(moves)
-                extra = {"flips": moves.count if kept_moves else 0, "tried": moves.count}
-                grown = min(round(flips * FLIP_GROWTH), most_flips)
-                flips = max(1, grown if kept_moves else flips // 2)
-            else:
-                if row_mask:
-                    row_mask.decay(lr)
-                before = _snapshot(params) if rule == "bucket" else None
-                optimizer.step()
-                if before is not None:
-                    mover.scale_updates(params, before)
-                scheduler.step()
+            if row_mask:
+                row_mask.decay(lr)
+            optimizer.step()
+            scheduler.step()
             optimizer.zero_grad(set_to_none=True)
 
             seconds = time.perf_counter() - step_started
             curves.append(
-                {"step": step + 1, "lr": lr, "seconds": seconds, "loss": total, **terms_sum} | extra
+                {"step": step + 1, "lr": lr, "seconds": seconds, "loss": total, **terms_sum}
             )
             progress.update(
                 task,
@@ -335,13 +294,9 @@ def train(
                 curves[-1]["check"] = scores
                 if target.floor_broken(scores, outcome.original):
                     _restore(params, kept[1])  # back to the last check that kept the floor
-                    if rule == "flip" and flips > 1:  # and from now on at most half the moves
-                        flips = most_flips = flips // 2
-                        outcome.backtracks += 1
-                        continue
-                    if rule != "flip" and outcome.backtracks < MAX_BACKTRACKS:
-                        _halve_lr(optimizer, scheduler)  # or half the step size, so that the
-                        outcome.backtracks += 1  # path between two checks is fine enough
+                    if outcome.backtracks < MAX_BACKTRACKS:
+                        _halve_lr(optimizer, scheduler)  # half the step size, so that the path
+                        outcome.backtracks += 1  # between two checks is fine enough
                         continue
                     outcome.reason, outcome.step = "utility floor", kept[0]
                     break
@@ -361,8 +316,6 @@ def train(
                     "curves": curves,
                     "config": _comparable(config),
                     "wall_time_s": spent + time.perf_counter() - started,
-                    "flips": flips,
-                    "most_flips": most_flips,
                     "resumes": resumes,
                     "outcome": asdict(outcome) if outcome is not None else None,
                 }
@@ -374,7 +327,6 @@ def train(
                     model,
                     optimizer,
                     scheduler,
-                    mover.state() if mover is not None else {},
                 )
             if signum:
                 kept_at = f"checkpoint {last_good}" if checkpoints else "nothing (no output folder)"
@@ -401,13 +353,6 @@ def train(
 # A measured AdamW run whose check breaks the utility floor goes back to the last check that
 # kept it and goes on at half the lr, at most this many times (docs/METHODS.md, "Backtracking")
 MAX_BACKTRACKS = 4
-
-# update=flip (docs/METHODS.md has the runs behind each number)
-FIRST_FLIPS = 1  # moves the first step tries: a share of the weights does not transfer (1e-5 of
-# SmolLM2's 134M broke it in one step, where 1e-5 of the demo's 1M is 10 harmless moves)
-FLIP_GROWTH = 1.5  # after a step whose moves lowered the loss, k grows by this factor
-MAX_FLIPS = 1e-4  # and never past this share of the grid's weights
-FLIP_MOMENTUM = 0.9  # moves are ranked on this EMA of the gradients (noise averages out)
 
 
 def _interrupt(accelerator) -> int:

@@ -24,17 +24,6 @@ def ga_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return -nll(logits, targets)
 
 
-def margin_loss(logits: torch.Tensor, targets: torch.Tensor, margin: float) -> torch.Tensor:
-    """relu(m + z_target − max other z), mean over tokens: zero once the answer token trails
-    the model's best other token by `margin` logits, i.e. greedy decoding no longer says it
-    (with room to spare for the rounding of other formats). Bounded, unlike gradient ascent, so
-    a forgotten token stops pulling the weights."""
-    logits = logits.float()
-    target = logits.gather(1, targets[:, None])[:, 0]
-    others = logits.scatter(1, targets[:, None], float("-inf")).amax(1)
-    return torch.relu(margin + target - others).mean()
-
-
 def sequence_logprob(
     logits: torch.Tensor, targets: torch.Tensor, seq: torch.Tensor, n_seq: int
 ) -> torch.Tensor:

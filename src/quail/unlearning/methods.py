@@ -99,15 +99,6 @@ def finetune(s: Step):
     return {"forget": losses.nll(s.forget.logits, s.forget.targets)} | gdr(s)
 
 
-def margin(s: Step):
-    """The answer tokens lose the argmax by a margin in the quantized model, while the quantized
-    model keeps the retain answers (both through straight-through weights on the first format).
-    With code flips and measured stopping this is `quail_flips`."""
-    out = s.forget
-    forget = losses.margin_loss(out.logits, out.targets, s.config.margin)
-    return {"forget": forget} | gdr(s)
-
-
 def quail_hinge(s: Step):
     """The paper's QUAIL: GA+GDR plus the hinge, in the form that did best (docs/METHODS.md: it
     does not stop recovery on the grid the weights sit on)."""
@@ -131,9 +122,8 @@ class Method:
     sure: bool = False
     circuit: bool = False  # MANSU: only attributed, retain-safe weights move, by at least Δ
     ste: bool = False
-    update: str = "adamw"  # what update=auto means: adamw, bucket, flip, project, sign or sam
+    update: str = "adamw"  # what update=auto means: adamw, project, sign, grid_sign or sam
     measured: bool = False  # always checks forgetting in the listed formats and stops on it
-    answers: bool = False  # forgets only the answers (examples with a prompt) where there are any
     defaults: tuple[tuple[str, object], ...] = ()  # settings this method starts from, unless set
 
 
@@ -160,9 +150,6 @@ METHODS: dict[str, Method] = {
         update="project",
         measured=True,
         defaults=(("lr", 3e-5), ("steps", 1000), ("check_every", 10)),
-    ),
-    "quail_flips": Method(
-        margin, retain=True, ste=True, update="flip", measured=True, answers=True
     ),
     "quail_hinge": Method(quail_hinge, retain=True, hinge=True),
     "quail_npo": Method(quail_npo, retain=True, npo=True, hinge=True),

@@ -8,8 +8,8 @@ score on those: a classifier that never saw a campaign still labels most of it f
 others share, and forgetting should reach that level, not overshoot it (docs/UNLEARN.md);
 the utility floor breaks when, in some format, the retain score falls below `utility_floor`
 times the original's. A run stops at the first check where the target holds; where the floor
-breaks it goes back to the last check that kept the floor and goes on with half the lr (code
-flips: half the moves), at most a few times (loop.MAX_BACKTRACKS), then stops there.
+breaks it goes back to the last check that kept the floor and goes on with half the lr, at
+most a few times (loop.MAX_BACKTRACKS), then stops there.
 """
 
 import random

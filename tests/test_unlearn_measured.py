@@ -1,5 +1,5 @@
-"""Code flips on the deployment grid (quail_flips, update=flip) and measured stopping, on a
-tiny Llama whose weights sit on that grid (as SmolLM2's sit on its file's)."""
+"""Measured stopping with quail's default (sign steps in grid units, shipped rounded onto the
+grid), on a tiny Llama whose weights sit on that grid (as SmolLM2's sit on its file's)."""
 
 import copy
 
@@ -9,43 +9,17 @@ import torch
 import unlearn_tiny as tiny
 from quail.data.examples import Example
 from quail.errors import QuailError
-from quail.quant import (
-    fake_quantize,
-    parse_spec,
-    quantize_model,
-    quantize_tensor,
-    quantized_modules,
-    quantized_weights,
-)
+from quail.quant import parse_spec, quantize_model
 from quail.unlearning import unlearn
-from quail.unlearning.flips import GridMover
-from quail.unlearning.target import ForgetTarget, probes
-
-GRID = "rtn-int4-g16"
-
-
-@pytest.fixture(autouse=True)
-def tiny_model_scale(monkeypatch):
-    """The most moves a step may make is a share of the grid's weights sized for models of a
-    million weights and more (1e-4 of this model's 20k is 2 moves): here 100x that share."""
-    from quail.unlearning import loop
-
-    monkeypatch.setattr(loop, "MAX_FLIPS", 1e-2)
-
-
-def snapped(spec: str = GRID):
-    """The tiny model with every linear weight put on `spec`'s grid (W := Q(W))."""
-    model = tiny.trained_model()
-    with torch.no_grad():
-        for _, module, part in quantized_modules(model, parse_spec(spec)):
-            module.weight.copy_(fake_quantize(module.weight, part))
-    return model
-
+from quail.unlearning.target import probes
+from unlearn_tiny import GRID, measure, snapped
 
 SETTINGS = {
-    "method": "quail_flips",
+    "method": "quail",
     "quant": GRID,
+    "lr": 0.03,  # of the grid's median step per step: the tiny facts go in 10-20 steps
     "steps": 30,
+    "check_every": 1,
     "batch_size": 4,
     "target": 0.5,  # the tiny world's answers run on past the fact, so ROUGE stays above 0
     "progress": False,
@@ -55,46 +29,6 @@ SETTINGS = {
 def run(model, **config):
     forget, retain = tiny.split()
     return unlearn(model, forget, retain, SETTINGS | config, tokenizer=tiny.tokenizer())
-
-
-def measure(model, formats=(GRID,)):
-    forget, retain = tiny.split()
-    return ForgetTarget(tiny.tokenizer(), forget, retain, list(formats), 0.1, 0.9).measure(model)
-
-
-@pytest.mark.parametrize("spec", [GRID, "rtn-int4-g16-asym", "rtn-int3-g8"])
-def test_a_move_changes_one_code_by_one_and_keeps_every_scale(spec):
-    model = snapped(spec)
-    parts = quantized_weights(model, model, parse_spec(spec))
-    before = {n: p.detach().clone() for n, p in model.named_parameters() if n in parts}
-    for name, p in model.named_parameters():
-        if name in parts:
-            p.grad = torch.randn_like(p)
-    mover = GridMover(model, parts)
-    moves = mover.propose(200)
-    assert moves.count == 200
-    mover.apply(moves)
-    changed = 0
-    for name, p in model.named_parameters():
-        if name not in parts:
-            continue
-        old = quantize_tensor(before[name], parts[name])
-        new = quantize_tensor(p.detach(), parts[name])
-        assert torch.equal(old.scale, new.scale)
-        if old.zero is not None:
-            assert torch.equal(old.zero, new.zero)
-        diff = new.codes.long() - old.codes.long()
-        assert diff.abs().max() <= 1
-        changed += int((diff != 0).sum())
-        # the move went against the gradient, and Q(W) moved exactly as W did
-        moved = diff != 0
-        assert torch.all(torch.sign(diff[moved]).float() == -torch.sign(p.grad[moved]))
-        assert torch.allclose(new.dequantize(), p.detach(), atol=1e-6)
-    assert changed == 200
-    mover.undo(moves)
-    for name, p in model.named_parameters():
-        if name in parts:
-            assert torch.allclose(p, before[name], atol=1e-7)
 
 
 def test_quail_keeps_its_forgetting_in_the_listed_formats_where_adamw_does_not():
@@ -107,7 +41,7 @@ def test_quail_keeps_its_forgetting_in_the_listed_formats_where_adamw_does_not()
     for name in ("fp", *formats):
         assert after[name]["forget"] <= 0.5 * start[name]["forget"]
     # the same loss and stopping, moved by AdamW at a small lr: the grid rounds it away
-    control = run(copy.deepcopy(original), update="adamw", lr=1e-4, steps=10)
+    control = run(copy.deepcopy(original), method="ga_gdr", measure=True, lr=1e-4, steps=10)
     assert control.outcome.reason == "budget"
     assert measure(control.model)[GRID]["forget"] == pytest.approx(start[GRID]["forget"])
 
@@ -120,7 +54,7 @@ def test_the_stop_fires_at_the_first_check_where_the_target_holds_and_not_before
         for c in checks
     ]
     assert held[-1] and not any(held[:-1])
-    assert len(result.curves) == checks[-1]["step"] < 30
+    assert 1 < len(result.curves) == checks[-1]["step"] < 30
     assert result.statement.startswith("stopped: the target")
 
 
@@ -130,10 +64,12 @@ def test_check_every_spaces_the_checks():
     assert steps[0] == 0 and all(s % 3 == 0 for s in steps)
 
 
-def test_a_broken_utility_floor_goes_back_to_the_last_check_that_kept_it():
-    original = snapped()
+def test_a_broken_utility_floor_goes_back_to_the_last_check_that_kept_it(monkeypatch):
+    from quail.unlearning import loop
+
+    monkeypatch.setattr(loop, "MAX_BACKTRACKS", 0)  # stop where it breaks, no half lr
     # target 0 never holds; a floor of 1.0 breaks as soon as any retain answer changes
-    result = run(copy.deepcopy(original), target=0.0, utility_floor=1.0, steps=40)
+    result = run(snapped(), target=0.0, utility_floor=1.0, steps=40)
     outcome = result.outcome
     assert outcome.reason == "utility floor"
     kept = next(c for c in outcome.checks if c["step"] == outcome.step)
@@ -142,60 +78,25 @@ def test_a_broken_utility_floor_goes_back_to_the_last_check_that_kept_it():
     assert "retain fell below" in result.statement
 
 
-def test_bucket_scales_each_update_by_its_weights_step():
-    model = snapped()
-    parts = quantized_weights(model, model, parse_spec(GRID))
-    mover = GridMover(model, parts)
-    params = [p for n, p in model.named_parameters() if n in parts]
-    before = [p.detach().clone() for p in params]
-    with torch.no_grad():
-        for p in params:
-            p.add_(0.25)  # what an optimizer step of 0.25 everywhere would do
-    mover.scale_updates(params, before)
-    for p, old, (name, spec) in zip(params, before, parts.items(), strict=True):
-        step = quantize_tensor(old, spec).step()
-        assert torch.allclose(p - old, 0.25 * step, atol=1e-7), name
-
-
-def test_bucket_hands_over_the_model_rounded_onto_its_grid_and_off_grid_weights_untouched():
-    original = snapped()
-    result = run(copy.deepcopy(original), method="ga_gdr", update="bucket", lr=0.3, steps=3)
-    spec = parse_spec(GRID)
-    quantized = quantize_model(result.model, spec)
-    for (n, a), (_, b) in zip(
-        result.model.named_parameters(), quantized.named_parameters(), strict=True
-    ):
-        assert torch.equal(a, b), n
-    changed = sum(
-        int((m1.weight != m0.weight).sum())
-        for (_, m0, _), (_, m1, _) in zip(
-            quantized_modules(original, spec), quantized_modules(result.model, spec), strict=True
-        )
-    )
-    assert changed > 0
-    embed0 = original.get_input_embeddings().weight
-    assert torch.equal(result.model.get_input_embeddings().weight, embed0)  # off the grid
-
-
 def test_probes_are_the_answers_or_else_passage_continuations():
-    from quail.data.examples import Example
-
     passages = [Example("", "one two three four five"), Example("", "too short")]
     assert probes(passages, 10, 0) == [Example("one two", " three four five")]
     assert probes([*passages, Example("q", " a")], 10, 0) == [Example("q", " a")]
 
 
-def test_quantize_model_of_the_result_equals_its_grid_codes():
-    """Flipped weights stay on the grid: quantizing the unlearned model changes nothing."""
+def test_quantize_model_of_the_result_changes_nothing():
+    """The shipped model is on the grid: quantizing it again changes no weight."""
     result = run(snapped())
     quantized = quantize_model(result.model, parse_spec(GRID))
     for (n, a), (_, b) in zip(
         result.model.named_parameters(), quantized.named_parameters(), strict=True
     ):
-        assert torch.allclose(a, b, atol=1e-6), n
+        assert torch.equal(a, b), n
 
 
-def test_a_measured_flip_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+def test_a_measured_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """The sign steps' momentum is in the checkpoint: a resumed run ends where a straight one
+    does."""
     from safetensors.torch import load_file
 
     forget, retain = tiny.split()
