@@ -3,8 +3,7 @@ and batches.
 
 QUAIL's hinge adds a straight-through forward and backward through the fake-quantized model on
 the forget batch, so it costs more by design. quail's step is GA+GDR's with a sign update, and
-it rounds the model onto the grid to nearest at each check; quail_feedback's is GA+GDR's, and
-it rounds by error feedback at each check. Their checks (greedy answers in every
+it rounds the model onto the grid to nearest at each check. Their checks (greedy answers in every
 distinct format) come on top, every `check_every` steps: the "with checks" column is the whole
 wall time per step with a check at every step (the benchmark keeps the target and the floor from
 ending the run). Target: quail <= 3x ga_gdr.
@@ -36,11 +35,6 @@ RUNS = {
     "npo_gdr": {"method": "npo_gdr"},
     "quail_hinge": {"method": "quail_hinge", "quant": "int4"},
     "quail (sign steps, int4,nf4)": {"method": "quail", "quant": "int4,nf4", "check_every": 1},
-    "quail_feedback (int4,nf4)": {
-        "method": "quail_feedback",
-        "quant": "int4,nf4",
-        "check_every": 1,
-    },
 }
 
 

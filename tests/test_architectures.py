@@ -25,9 +25,10 @@ from quail.quant.backends import backend_of
 from quail.unlearning import unlearn
 
 SETTINGS = {"steps": 3, "lr": 1e-3, "batch_size": 4, "quant": GRID, "progress": False}
-# quail and quail_feedback: one check after two steps; no utility floor, so the check cannot
-# send it back to the original's weights and the shipped model is the rounded one
-QUAIL = {"steps": 2, "check_every": 2, "utility_floor": 0.0}
+# quail: one check after two steps of 0.3 of the grid's median step (enough for some weights to
+# cross half a step); no utility floor, so the check cannot send it back to the original's
+# weights and the shipped model is the rounded one
+QUAIL = {"steps": 2, "check_every": 2, "utility_floor": 0.0, "lr": 0.3}
 PLAIN_METHODS = ["ga_gdr", "npo_gdr", "sure_ga_gdr", "ste_ga_gdr", "quail_hinge"]
 
 
@@ -45,9 +46,7 @@ def original(arch) -> nn.Module:
 def run(arch: str, method: str):
     """`method` on a fresh copy of the architecture's trained model (once per process)."""
     forget, retain = arch_tiny.split()
-    settings = (
-        SETTINGS | {"method": method} | (QUAIL if method in ("quail", "quail_feedback") else {})
-    )
+    settings = SETTINGS | {"method": method} | (QUAIL if method == "quail" else {})
     model = arch_tiny.trained(arch)
     return unlearn(model, forget, retain, settings, tokenizer=unlearn_tiny.tokenizer())
 
@@ -90,12 +89,11 @@ def test_each_method_unlearns_and_analysis_covers_every_layer(arch, original, me
     assert 0.9 < report.summary["bucket_overlap"] <= 1.0
 
 
-def test_error_feedback_ships_exactly_on_its_grid(arch, original):
-    """Error-feedback rounding handles every linear layer of the architecture (fused qkv and
-    gate/up projections, biases, norms around them): quantizing the shipped model again
-    changes nothing, and whole codes moved in every layer, which nearest rounding would not
-    have done."""
-    result = run(arch, "quail_feedback")
+def test_quail_ships_exactly_on_its_grid(arch, original):
+    """Sign steps and the rounding onto the grid handle every linear layer of the architecture
+    (fused qkv and gate/up projections, biases, norms around them): quantizing the shipped
+    model again changes nothing, and whole codes moved in every layer."""
+    result = run(arch, "quail")
     shipped = result.model
     assert same_parameters(shipped, quantize_model(shipped, parse_spec(GRID))) == []
     report = analyze(original, shipped, GRID)
@@ -109,8 +107,8 @@ def test_error_feedback_ships_exactly_on_its_grid(arch, original):
 
 @pytest.mark.parametrize("name", ["llama", "qwen2"])  # untied, tied
 def test_quail_ships_embeddings_on_their_grid_too(name):
-    """An '+emb-' part's embeddings (and a tied lm_head) have no input Gram matrix: they ship
-    rounded to nearest, so quantizing the shipped model under the spec changes nothing."""
+    """An '+emb-' part's embeddings (and a tied lm_head) ship rounded onto their own grid too,
+    so quantizing the shipped model under the spec changes nothing."""
     forget, retain = arch_tiny.split()
     spec = f"{GRID}+emb-rtn-int8-g32"
     settings = SETTINGS | QUAIL | {"method": "quail", "quant": spec}

@@ -22,10 +22,6 @@ LAB = Path(__file__).resolve().parents[1] / "lab" / "experiments"
 # {studies} and {tmp} are filled in
 RUNS = {
     "claims_reference": ("claims_reference {data} --max-epochs 1", "seed 0: forget"),
-    "grid_projection": (
-        "grid_projection {data} {base} {base} --spec int4-g16 --limit 2",
-        "error-feedback rounding",
-    ),
     "hinge_default": (
         "hinge_default --base {base} --data {data} --run quail_hinge --grid int4-g16 "
         "--steps 2 --batch 2",

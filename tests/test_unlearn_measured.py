@@ -143,3 +143,22 @@ def test_held_out_examples_set_the_aim_and_the_stop_fires_there_not_before():
     with pytest.raises(QuailError, match="does not measure: use method quail"):
         unlearn(snapped(), forget, retain, {"method": "ga_gdr"}, tokenizer=tiny.tokenizer(),
                 holdout=holdout)  # fmt: skip
+
+
+def test_a_broken_utility_floor_sends_the_run_back_at_half_the_lr():
+    """A check below the floor restores the last check that kept it and goes on at half the
+    lr (a trajectory fine enough to stop on), instead of ending there; at most MAX_BACKTRACKS
+    times. A floor of 1.0 breaks at the first retain loss, so the run has to back off."""
+    from quail.unlearning.loop import MAX_BACKTRACKS
+
+    result = run(snapped(), steps=16, check_every=2, lr=0.1, utility_floor=1.0, target=0.0)
+    outcome, lrs = result.outcome, [c["lr"] for c in result.curves]
+    floor = outcome.original["fp"]["retain"]
+    assert 1 <= outcome.backtracks <= MAX_BACKTRACKS
+    broke = [c["step"] for c in outcome.checks[1:] if c["scores"]["fp"]["retain"] < floor]
+    assert broke and len(result.curves) > broke[0]  # it went on past the first broken check
+    halvings = len(set(lrs)) - 1
+    assert set(lrs) == {0.1 / 2**k for k in range(halvings + 1)}
+    assert outcome.backtracks - 1 <= halvings <= outcome.backtracks
+    kept = [c for c in outcome.checks if c["step"] == outcome.step]
+    assert all(c["scores"]["fp"]["retain"] >= floor for c in kept)  # what it returns kept it

@@ -6,7 +6,7 @@ which `quail` always does) and prints what each check saw, then the scores of th
 another sample of probes.
 
     python lab/experiments/measured_updates.py DATA BASE '{"method": "quail"}' \\
-        '{"method": "quail_feedback"}' --set MAX_BACKTRACKS=0
+        '{"method": "quail", "lr": 3e-3}' --set MAX_BACKTRACKS=0
 """
 
 import argparse

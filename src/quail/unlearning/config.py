@@ -17,7 +17,7 @@ CHOICES = {
     "mixed_precision": ("auto", "no", "bf16"),
     "cache": ("auto", "full", "topk", "live"),
     "schedule": ("constant", "linear", "cosine"),
-    "update": ("auto", "adamw", "project", "sign", "grid_sign", "sam"),
+    "update": ("auto", "adamw", "sign", "grid_sign", "sam"),
 }
 
 # Settings of hinge forms that lost to quail_hinge's (lab/RECORD.md, 2026-11-28, "QUAIL hinge:
@@ -46,7 +46,7 @@ class UnlearnConfig:
     gamma: float = 1.0  # weight of the QUAIL hinge
 
     # The formats the model will ship in, comma-separated: the first is the grid training aims
-    # at (the hinge, STE, update=project/grid_sign, mansu); all are measured when the run
+    # at (the hinge, STE, update=grid_sign, mansu); all are measured when the run
     # measures its forgetting (`quant_list`).
     quant: str | None = None
     # The hinge: the quantized model rates each forget answer token at least `margin` nats below
@@ -56,10 +56,9 @@ class UnlearnConfig:
     sure_percentile: float = 90.0  # SURE: rows above this percentile of saliency are updated
 
     # How weights move: auto = the method's own (grid_sign for quail, adamw for most); adamw;
-    # project = AdamW, the model shipped by error-feedback rounding (projection.py); sign = each
-    # weight moves lr per step in its gradient's sign (signum.py); grid_sign = the same in units
-    # of the first format's median step, shipped rounded onto that grid; sam = AdamW on the
-    # gradient at the worst weights within `rho` (sharpness.py).
+    # sign = each weight moves lr per step in its gradient's sign (signum.py); grid_sign = the
+    # same in units of the first format's median step, shipped rounded onto that grid; sam =
+    # AdamW on the gradient at the worst weights within `rho` (sharpness.py).
     update: str = "auto"
     rho: float = 0.05  # update=sam: radius of the weight perturbation (SAM's default)
     # Measured stopping (target.py): check forgetting every `check_every` steps at fp and in
@@ -163,7 +162,7 @@ def validate(config: UnlearnConfig) -> None:
             "--quant SPEC[,SPEC...] (e.g. --quant rtn-int4-g32-asym,nf4), or choose a baseline "
             "that does not (--method ga_gdr)"
         )
-    on_steps = update_rule(config) in ("project", "grid_sign") or method.circuit
+    on_steps = update_rule(config) == "grid_sign" or method.circuit
     if on_steps:
         what = f"method '{config.method}'" if method.circuit else f"update={update_rule(config)}"
         if not quantized:

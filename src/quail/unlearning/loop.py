@@ -7,8 +7,7 @@
 3. A step whose loss is NaN/inf or above `divergence_threshold` is never applied: the run stops
    with a message naming the last good checkpoint.
 4. How a step moves the weights is the update rule: AdamW; sign steps (signum.py), for quail in
-   units of the first format's median step with the model shipped rounded onto that grid;
-   AdamW with the model shipped by error-feedback rounding onto the grid (projection.py); or
+   units of the first format's median step with the model shipped rounded onto that grid; or
    sharpness-aware steps (sharpness.py). A measured run (target.py) checks its forgetting in
    every listed format every `check_every` steps, on the model it would ship, and stops on it.
 """
@@ -32,7 +31,6 @@ from quail.errors import Interrupted, QuailError
 from quail.quant import (
     parse_spec,
     quantize_model,
-    quantized_modules,
     quantized_weights,
     ste_weights,
 )
@@ -42,7 +40,6 @@ from quail.unlearning.config import UnlearnConfig, measured, quant_list, update_
 from quail.unlearning.forward import forward
 from quail.unlearning.losses import nll
 from quail.unlearning.methods import METHODS, Step
-from quail.unlearning.projection import project
 from quail.unlearning.reference import (
     LiveReference,
     Needs,
@@ -136,25 +133,15 @@ def train(
     row_mask = RowMask(model, mask, config.weight_decay) if mask else None
     model, optimizer = accelerator.prepare(model, optimizer)
     quantized = quantized_weights(model, accelerator.unwrap_model(model), spec) if spec else {}
-    linears, nearest = {}, {}  # update=project: by error feedback / to nearest (embeddings)
-    if rule == "project":
-        for name, module, part in quantized_modules(accelerator.unwrap_model(model), spec):
-            if isinstance(module, nn.Linear):
-                linears[name] = (module.weight.detach().clone(), part)
-            else:
-                nearest[name] = part
 
     def shipped(m: nn.Module) -> nn.Module:
         """What the run hands over (and measures): update=grid_sign rounds the latent weights
-        onto the first format's grid to nearest; update=project rounds them with error
-        feedback (projection.py); mansu moves every weight that moved by at least one step of
-        that grid (circuit.py)."""
+        onto the first format's grid to nearest; mansu moves every weight that moved by at
+        least one step of that grid (circuit.py)."""
         if floor is not None:
             return floor.apply(m)
         if rule == "grid_sign":
             return quantize_model(m, spec)
-        if rule == "project":
-            return project(m, linears, forget_enc + (retain_enc or []), pad_id, nearest)
         return m
 
     target = None

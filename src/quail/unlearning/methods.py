@@ -144,13 +144,6 @@ METHODS: dict[str, Method] = {
         measured=True,
         defaults=(("lr", 1.6e-3), ("steps", 1000), ("check_every", 10)),
     ),
-    "quail_feedback": Method(  # the default before: AdamW, error-feedback rounding
-        ga_gdr,
-        retain=True,
-        update="project",
-        measured=True,
-        defaults=(("lr", 3e-5), ("steps", 1000), ("check_every", 10)),
-    ),
     "quail_hinge": Method(quail_hinge, retain=True, hinge=True),
     "quail_npo": Method(quail_npo, retain=True, npo=True, hinge=True),
     "sure_ga_gdr": Method(ga_gdr, retain=True, sure=True),

@@ -101,7 +101,7 @@ class ForgetTarget:
             spec = parse_spec(name)
             quantized = model if spec.is_fp else quantize_model(model, spec).eval()
             same = next((s for m, s in answered if _same_weights(m, quantized)), None)
-            if same is None:  # a model already on this grid (update=project) is not re-asked
+            if same is None:  # a model already on this grid (quail's) is not re-asked
                 result = knowledge_sets(quantized, self.tokenizer, sets)
                 same = {k: result[k]["rouge_l"] if k in result else 0.0 for k in sets}
                 answered.append((quantized, same))
