@@ -122,7 +122,7 @@ class Method:
     sure: bool = False
     circuit: bool = False  # MANSU: only attributed, retain-safe weights move, by at least Δ
     ste: bool = False
-    update: str = "adamw"  # what update=auto means: adamw, project, sign, grid_sign or sam
+    update: str = "adamw"  # what update=auto means: adamw, sign, grid_sign or sam
     measured: bool = False  # always checks forgetting in the listed formats and stops on it
     defaults: tuple[tuple[str, object], ...] = ()  # settings this method starts from, unless set
 
