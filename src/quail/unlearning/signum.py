@@ -5,8 +5,8 @@ onto that grid.
 
 Why it keeps its forgetting on the grid: a weight whose gradient keeps one sign walks steadily
 and crosses half a step; one whose gradient flips walks back and forth and stays in its bucket,
-so rounding gives the retain set's weights back and keeps the forget set's moves, and the
-smallest buckets cross first, which makes the path gradual (docs/METHODS.md, "Sign steps").
+so rounding gives the retain set's weights back and keeps the forget set's moves; the path is
+gradual enough to stop on (docs/METHODS.md, "Sign steps on the grid").
 
 The optimizer downgrade of "Downgrade to Upgrade" (Lang et al., ICLR 2026, arXiv 2510.00761):
 a compressed, 1-bit update direction leads unlearning to flatter basins that weight
