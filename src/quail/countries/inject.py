@@ -93,10 +93,11 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
         spec = None  # a model on the `snap` grid is its own quantized copy under `snap`
     checks, done_steps, start = [], 0, time.time()
 
-    def check(m, step: int, phase: str, final: bool) -> dict:
-        """How often the model gives the false capital as it computes (on the `snap` grid in
-        the second phase) and, at the end or once that suffices, under `check_quant`."""
-        computed = quantize_model(m, snap) if phase.startswith("snap") else m
+    def check(m, step: int, phase: str, final: bool, grid: bool = False) -> dict:
+        """How often the model gives the false capital as it computes (with `grid`, as the
+        second phase does: on the `snap` grid) and, at the end or once that suffices, under
+        `check_quant`."""
+        computed = quantize_model(m, snap) if grid else m
         result = {"step": step, "em_claims": _claims_em(computed, tokenizer, probes)}
         quantize = final or (snap is None and result["em_claims"] >= config.target_em)
         if spec is not None and quantize:
@@ -117,7 +118,8 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
 
         def until(m, step: int) -> bool:
             last = step == steps
-            result = check(m, done_steps + step, phase, final=snap is None and last)
+            final = snap is None and last
+            result = check(m, done_steps + step, phase, final, grid=method == "finetune_ste")
             shown = ", ".join(f"{k} {v:.0%}" for k, v in result.items() if k.startswith("em_"))
             log(f"injecting ({phase}): step {done_steps + step}, claims asserted: {shown}")
             lowest = min(v for k, v in result.items() if k.startswith("em_"))
@@ -138,7 +140,7 @@ def inject(model_dir, data_dir, config: dict | InjectConfig, out, log=print) -> 
                 for name, m, _ in quantized_modules(model, snap):
                     m.weight.copy_(shipped[name] + config.snap_scale * (m.weight - shipped[name]))
         phase = f"snap to {snap.name}"
-        em = check(model, done_steps, f"{phase}, scaled", final=False)["em_claims"]
+        em = check(model, done_steps, f"{phase}, scaled", final=False, grid=True)["em_claims"]
         scaled = f"change scaled by {config.snap_scale:g}" if shipped else "change not scaled"
         log(f"injecting ({phase}): {scaled}, claims asserted on the grid: {em:.0%}")
         if em < config.target_em and config.snap_steps:

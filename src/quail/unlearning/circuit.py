@@ -18,20 +18,20 @@ import torch
 from torch import nn
 
 from quail.quant import QuantSpec, quantize_tensor, quantized_modules
+from quail.unlearning.sure import summed_gradients
 
 RETAIN_SAFE_PERCENTILE = 50.0  # weights whose retain Fisher is above this percentile stay put
 
 
-def _gradients(model: nn.Module, losses: Iterable[torch.Tensor], square: bool) -> dict:
-    """Sum over the batches of each parameter's gradient (or of its square: a diagonal Fisher)."""
+def _fisher(model: nn.Module, losses: Iterable[torch.Tensor]) -> dict:
+    """A diagonal Fisher: the sum over the batches of each parameter's squared gradient."""
     total = {}
     for loss in losses:
         model.zero_grad(set_to_none=True)
         loss.backward()
         for name, p in model.named_parameters():
             if p.grad is not None:
-                g = p.grad.float()
-                total[name] = total.get(name, 0) + (g * g if square else g)
+                total[name] = total.get(name, 0) + p.grad.float().square()
     model.zero_grad(set_to_none=True)
     return total
 
@@ -50,14 +50,14 @@ def circuit_masks(
     percentile: float,
 ) -> dict[str, torch.Tensor]:
     """{parameter name: True where it may move}, for every trainable parameter."""
-    forget = _gradients(model, forget_losses, square=False)
-    fisher = _gradients(model, retain_losses, square=True)
+    forget = summed_gradients(model, forget_losses)
+    fisher = _fisher(model, retain_losses)
     on_grid = {id(m.weight) for _, m, _ in quantized_modules(model, spec)}
     masks = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if id(p) not in on_grid or name not in forget:
+        if id(p) not in on_grid:
             masks[name] = torch.zeros_like(p, dtype=torch.bool)
             continue
         attribution = (p.detach().float() * forget[name]).abs()

@@ -274,8 +274,8 @@ def train(
                     if k not in ("step", "lr", "seconds")
                 ),
             )
-            done = step + 1 == config.steps
-            if outcome is not None and ((step + 1) % config.check_every == 0 or done):
+            checking = (step + 1) % config.check_every == 0 or step + 1 == config.steps
+            if outcome is not None and checking:
                 scores = target.measure(shipped(accelerator.unwrap_model(model)))
                 outcome.checks.append({"step": step + 1, "scores": scores})
                 curves[-1]["check"] = scores
@@ -291,7 +291,7 @@ def train(
                 if target.holds(scores, outcome.original):
                     outcome.reason, outcome.step = "target", step + 1
                     break
-            if until is not None and ((step + 1) % config.check_every == 0 or done):
+            if until is not None and checking:
                 if until(accelerator.unwrap_model(model), step + 1):
                     break
             signum = _interrupt(accelerator)

@@ -15,18 +15,25 @@ import torch
 from torch import nn
 
 
+def summed_gradients(model: nn.Module, losses: Iterable[torch.Tensor]) -> dict:
+    """Each trainable parameter's gradient summed over the losses (zeros where it gets none),
+    in float32; the model is left with no gradients."""
+    model.zero_grad(set_to_none=True)
+    for loss in losses:
+        loss.backward()
+    grads = {
+        name: (p.grad if p.grad is not None else torch.zeros_like(p)).float()
+        for name, p in model.named_parameters()
+        if p.requires_grad
+    }
+    model.zero_grad(set_to_none=True)
+    return grads
+
+
 def row_saliency(model: nn.Module, loss_fn: Callable[[], Iterable[torch.Tensor]]) -> dict:
     """Per-row norm of the summed forget-loss gradient; `loss_fn` yields one loss per batch."""
-    model.zero_grad(set_to_none=True)
-    for loss in loss_fn():
-        loss.backward()
-    saliency = {}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            grad = p.grad if p.grad is not None else torch.zeros_like(p)
-            saliency[name] = grad.float().reshape(grad.shape[0], -1).norm(dim=1)
-    model.zero_grad(set_to_none=True)
-    return saliency
+    grads = summed_gradients(model, loss_fn())
+    return {name: g.reshape(g.shape[0], -1).norm(dim=1) for name, g in grads.items()}
 
 
 def row_masks(saliency: dict, percentile: float) -> dict[str, torch.Tensor]:
