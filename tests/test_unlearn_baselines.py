@@ -77,7 +77,7 @@ def test_mansu_moves_few_weights_each_by_at_least_one_step_that_rounding_keeps()
 
 
 @pytest.mark.parametrize(
-    ("quant", "message"), [(None, "pass --quant"), ("nf4,int4", "round-to-nearest grid")]
+    ("quant", "message"), [(None, "pass quant=SPEC"), ("nf4,int4", "round-to-nearest grid")]
 )
 def test_mansu_needs_a_round_to_nearest_grid_first(quant, message):
     with pytest.raises(QuailError, match=message):

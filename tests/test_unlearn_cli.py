@@ -44,7 +44,7 @@ def test_unlearn_command_writes_a_model_folder_and_run_json(folders, tmp_path):
     ("extra", "message"),
     [
         (["--method", "nope"], "unknown method 'nope'"),
-        (["--method", "quail_hinge"], "trains through the quantized model: pass --quant SPEC"),
+        (["--method", "quail_hinge"], "trains through the quantized model: pass quant=SPEC"),
         (["--method", "quail_hinge", "hinge_on=fp"], "config key 'hinge_on' was removed"),
         (["--method", "quail"], "measures forgetting in the formats you will ship"),
         (["lr=-1"], "lr must be positive"),

@@ -194,7 +194,7 @@ def test_divergence_on_nan_without_checkpoints(monkeypatch):
     [
         ({"method": "forget_everything"}, "unknown method 'forget_everything'"),
         ({"lr": -1e-5}, "lr must be positive"),
-        ({"method": "quail_hinge"}, "trains through the quantized model: pass --quant SPEC"),
+        ({"method": "quail_hinge"}, "trains through the quantized model: pass quant=SPEC"),
         ({"method": "quail_npo", "quant": "fp"}, "trains through the quantized model"),
         ({"method": "quail"}, "measures forgetting in the formats you will ship"),
         ({"method": "quail", "quant": "fp"}, "measures forgetting in the formats"),
@@ -204,7 +204,7 @@ def test_divergence_on_nan_without_checkpoints(monkeypatch):
             {"method": "quail_hinge", "quant": "int4", "margin": None},
             "config key 'margin' must be float",
         ),
-        ({"method": "ga_gdr", "update": "grid_sign"}, "pass --quant SPEC"),
+        ({"method": "ga_gdr", "update": "grid_sign"}, "pass quant=SPEC"),
         ({"method": "quail_feedback"}, "unknown method 'quail_feedback'"),
         ({"method": "ga_gdr", "update": "flip", "quant": "int4"}, "config 'update' is 'flip'"),
         ({"method": "ga_gdr", "measure": True, "quant": "fp"}, "measures forgetting"),
@@ -212,7 +212,7 @@ def test_divergence_on_nan_without_checkpoints(monkeypatch):
         ({"target": 1.5}, r"config 'target' must be in \[0, 1\]"),
         ({"divergence_threshold": -1}, "divergence_threshold must be positive"),
         ({"lr": float("nan")}, "lr must be positive"),
-        ({"method": "ste_ga_gdr"}, "pass --quant SPEC"),
+        ({"method": "ste_ga_gdr"}, "pass quant=SPEC"),
         ({"cache": "disk"}, "config 'cache' is 'disk'; choose one of"),
         ({"distance": "l2"}, "config key 'distance' was removed with the hinge forms that lost"),
         ({"margin_multiple": 3, "lr": 1e-5}, "config key 'margin_multiple' was removed"),
@@ -248,7 +248,7 @@ def test_the_default_method_is_quail_and_asks_for_the_formats_you_ship():
         1000,
         10,
     )
-    with pytest.raises(QuailError, match="pass --quant SPEC.*or choose a baseline"):
+    with pytest.raises(QuailError, match="pass quant=SPEC.*or choose a baseline"):
         make_config({})
     assert make_config({"method": "ga_gdr"}).steps == 100  # a baseline needs no formats
 

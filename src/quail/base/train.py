@@ -121,22 +121,25 @@ def _train_and_snap(model, tokenizer, examples, probe_sets, config, log) -> dict
     """Phase 1 until the probes pass, phase 2 (straight-through on the grid) until they pass
     again with quantized weights. Returns epochs and timings."""
 
-    snapping = None  # the grid of phase 2, where the model is judged quantized
+    def passing(grid=None) -> Callable[[], bool]:
+        """Whether every probe set passes, the model judged quantized on `grid` where given."""
 
-    def passing() -> bool:
-        judged = quantize_model(model, snapping) if snapping else model
-        scores = {
-            k: probes.accuracy(probes.exact_match(judged, tokenizer, v))
-            for k, v in probe_sets.items()
-        }
-        log("  " + ", ".join(f"{k} {s:.3f}" for k, s in scores.items()))
-        return min(scores.values()) >= config.target_accuracy
+        def check() -> bool:
+            judged = quantize_model(model, grid) if grid else model
+            scores = {
+                k: probes.accuracy(probes.exact_match(judged, tokenizer, v))
+                for k, v in probe_sets.items()
+            }
+            log("  " + ", ".join(f"{k} {s:.3f}" for k, s in scores.items()))
+            return min(scores.values()) >= config.target_accuracy
+
+        return check
 
     t0 = time.perf_counter()
-    epochs = fit(model, tokenizer, examples, config, config.lr, config.max_epochs, passing, log)
+    epochs = fit(model, tokenizer, examples, config, config.lr, config.max_epochs, passing(), log)
     out = {"epochs": epochs, "train_seconds": round(time.perf_counter() - t0, 1)}
     if config.snap:
-        spec = snapping = parse_spec(config.snap)
+        spec = parse_spec(config.snap)
         t1 = time.perf_counter()
         out["snap_epochs"] = fit(
             model,
@@ -145,7 +148,7 @@ def _train_and_snap(model, tokenizer, examples, probe_sets, config, log) -> dict
             config,
             config.snap_lr,
             config.snap_max_epochs,
-            passing,
+            passing(spec),
             log,
             quantized_weights(model, model, spec),
         )

@@ -51,7 +51,8 @@ class EvalData:
     tofu_reference: list[float] | None = None  # the retain model's forget-set truth ratios
 
 
-def _sample(items: list, limit: int | None, seed: int) -> list:
+def seeded_sample(items: list, limit: int | None, seed: int) -> list:
+    """At most `limit` of `items`, the same ones for the same seed (a study's probe draw)."""
     if limit is None or len(items) <= limit:
         return items
     return random.Random(seed).sample(items, limit)
@@ -64,7 +65,7 @@ def load_eval_data(data_dir, task: str = "knowledge", limit: int | None = None, 
             s: [claim_example(r) for r in load_claims(data_dir, s)]
             for s in ("forget", "retain", "test")
         }
-        return EvalData(claims={k: _sample(v, limit, seed) for k, v in claims.items()})
+        return EvalData(claims={k: seeded_sample(v, limit, seed) for k, v in claims.items()})
     qa = {
         "forget": load_qa(data_dir, "forget", paraphrase=False),
         "forget_para": load_qa(data_dir, "forget", paraphrase=True),
@@ -77,9 +78,12 @@ def load_eval_data(data_dir, task: str = "knowledge", limit: int | None = None, 
     passages["heldout_general"] = load_heldout_general(data_dir)
     template = question_format(data_dir)
     return EvalData(
-        qa={k: [qa_example(r, template) for r in _sample(v, limit, seed)] for k, v in qa.items()},
-        passages={k: _sample(v, limit, seed) for k, v in passages.items()},
-        tofu={k: _sample(v, limit, seed) for k, v in load_tofu(data_dir).items()},
+        qa={
+            k: [qa_example(r, template) for r in seeded_sample(v, limit, seed)]
+            for k, v in qa.items()
+        },
+        passages={k: seeded_sample(v, limit, seed) for k, v in passages.items()},
+        tofu={k: seeded_sample(v, limit, seed) for k, v in load_tofu(data_dir).items()},
     )
 
 
@@ -94,7 +98,10 @@ def load_file_eval_data(
     for name, path in (("forget", forget), ("retain", retain)):
         if path is not None:
             probes, texts = load_set(path, tokenizer, prompts)
-            qa[name], passages[name] = _sample(probes, limit, seed), _sample(texts, limit, seed)
+            qa[name], passages[name] = (
+                seeded_sample(probes, limit, seed),
+                seeded_sample(texts, limit, seed),
+            )
     return EvalData(qa=qa, passages=passages)
 
 
@@ -105,7 +112,7 @@ def load_claim_file_eval_data(
     from quail.data.classification import load_claim_file_sets
 
     sets = load_claim_file_sets(forget, retain, test)
-    return EvalData(claims={k: _sample(v, limit, seed) for k, v in sets.items() if v})
+    return EvalData(claims={k: seeded_sample(v, limit, seed) for k, v in sets.items() if v})
 
 
 def calibration_texts(data: EvalData) -> list[str]:

@@ -66,7 +66,7 @@ def unlearn(
     if holdout and not measured(config):
         raise QuailError(
             f"held-out examples set the aim of a measured run, and '{config.method}' does not "
-            "measure: use method quail, or measure=true with --quant SPEC"
+            "measure: use method quail, or measure=true with quant=SPEC"
         )
     out = check_output_dir(out) if out is not None else None
     if config.save_every and out is None:

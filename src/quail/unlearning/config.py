@@ -159,8 +159,8 @@ def validate(config: UnlearnConfig) -> None:
     if measured(config) and not any(not s.is_fp for s in specs):
         raise QuailError(
             f"method '{config.method}' measures forgetting in the formats you will ship: pass "
-            "--quant SPEC[,SPEC...] (e.g. --quant rtn-int4-g32-asym,nf4), or choose a baseline "
-            "that does not (--method ga_gdr)"
+            "quant=SPEC[,SPEC...] (e.g. quant=rtn-int4-g32-asym,nf4; --quant on the command "
+            "line), or choose a baseline that does not (method=ga_gdr)"
         )
     on_steps = update_rule(config) == "grid_sign" or method.circuit
     if on_steps:
@@ -168,18 +168,18 @@ def validate(config: UnlearnConfig) -> None:
         if not quantized:
             raise QuailError(
                 f"{what} moves weights in units of a quantization step: "
-                "pass --quant SPEC, the format you will ship first (e.g. rtn-int4-g32-asym)"
+                "pass quant=SPEC, the format you will ship first (e.g. rtn-int4-g32-asym)"
             )
         if spec.method != "rtn" or spec.backend is not None:
             raise QuailError(
                 f"{what} moves weights on a round-to-nearest grid, and "
                 f"{spec.name} is not one: list an rtn spec first (e.g. "
-                f"--quant rtn-int4-g32-asym,{spec.name})"
+                f"quant=rtn-int4-g32-asym,{spec.name})"
             )
     if (method.ste or method.hinge) and not quantized:
         raise QuailError(
-            f"method '{config.method}' trains through the quantized model: pass --quant SPEC "
-            "(e.g. int4)"
+            f"method '{config.method}' trains through the quantized model: pass quant=SPEC "
+            "(e.g. quant=int4)"
         )
     if config.lora_r and (
         method.ste
