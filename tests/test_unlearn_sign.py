@@ -7,8 +7,9 @@ import torch
 
 import unlearn_tiny as tiny
 from quail.quant import parse_spec, quantize_model, quantize_tensor, quantized_modules
+from quail.quant.model import embedding_modules
 from quail.unlearning import make_config, unlearn
-from quail.unlearning.signum import median_step
+from quail.unlearning.signum import grid_groups
 from unlearn_tiny import GRID, snapped
 
 
@@ -44,17 +45,23 @@ def test_grid_sign_keeps_the_forgetting_in_the_shipped_format_where_adamw_gives_
         assert torch.equal(a, b), name  # what the user quantizes is exactly what shipped
 
 
-def test_the_unit_is_the_median_step_of_the_linear_layers():
-    model = snapped("rtn-int4-g16-asym+emb-rtn-int8")
+def test_each_part_of_the_format_moves_in_units_of_its_own_median_step():
     spec = parse_spec("rtn-int4-g16-asym+emb-rtn-int8")
-    steps = torch.cat(
-        [
-            quantize_tensor(m.weight.detach(), part).step().reshape(-1)
-            for _, m, part in quantized_modules(model, spec)
-            if part == spec.linear
-        ]
-    )
-    assert abs(median_step(model, spec) - steps.median().item()) < 1e-7
+    model = snapped(spec.name)
+    steps = {spec.linear: [], spec.embeddings: []}
+    for _, m, part in quantized_modules(model, spec):
+        steps[part].append(quantize_tensor(m.weight.detach(), part).step().reshape(-1))
+    median = {part: torch.cat(s).median().item() for part, s in steps.items()}
+    embeddings = {id(m.weight) for _, m in embedding_modules(model)}  # and the lm_head
+    groups = grid_groups(model, spec, list(model.parameters()))
+    unit_of = {id(p): g["unit"] for g in groups for p in g["params"]}
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    for name, p in model.named_parameters():
+        # linear layers, and the norms the format keeps in float, in the linear layers' unit
+        part = spec.embeddings if id(p) in embeddings else spec.linear
+        assert abs(unit_of[id(p)] - median[part]) < 1e-9, name
+    assert len(embeddings) == 2  # this tiny model's embedding and lm_head are not tied
+    assert median[spec.embeddings] < median[spec.linear] / 4  # int8's grid is finer
 
 
 def test_quail_starts_from_its_own_settings_unless_told_otherwise():

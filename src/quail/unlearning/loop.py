@@ -48,7 +48,7 @@ from quail.unlearning.reference import (
     cache_mode,
     frozen_copy,
 )
-from quail.unlearning.signum import Signum, median_step
+from quail.unlearning.signum import Signum, grid_groups
 from quail.unlearning.sure import RowMask, row_masks, row_saliency
 from quail.unlearning.target import ForgetTarget, Outcome
 
@@ -121,8 +121,8 @@ def train(
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     if rule in ("sign", "grid_sign"):
-        unit = median_step(model, spec) if rule == "grid_sign" else 1.0
-        optimizer = Signum(params, lr=config.lr, unit=unit)
+        groups = grid_groups(model, spec, params) if rule == "grid_sign" else params
+        optimizer = Signum(groups, lr=config.lr)
     else:
         optimizer = torch.optim.AdamW(
             params,
