@@ -31,6 +31,7 @@ RUNS = {
         'measured_updates {data} {base} {{"method":"quail","steps":2}} --formats int4-g16',
         "on other probes",
     ),
+    "probe_breakdown": ("probe_breakdown {studies}/drawn", "| ga_gdr | fp | "),
     "prompt_formats": ("prompt_formats {base} {tmp}/forget.jsonl {tmp}/retain.jsonl", "few-shot"),
     "regime snap": (
         "regime snap --base {base} --data {data} --grid int4-g16 --out {tmp}/snapped "
@@ -82,6 +83,14 @@ def world(tmp_path_factory) -> dict[str, Path]:
         (root / "studies" / str(seed) / "cells" / "ga_gdr" / "eval-fp.json").write_text(
             json.dumps(cell)
         )
+    drawn = root / "studies" / "drawn"  # a study that names its data and probe draw
+    (drawn / "cells" / "ga_gdr").mkdir(parents=True)
+    (drawn / "study.json").write_text(
+        json.dumps({"data": str(data), "eval_limit": 2, "data_seed": 0})
+    )
+    (drawn / "cells" / "ga_gdr" / "eval-fp.json").write_text(
+        json.dumps({"probes": {"knowmem_forget": [100.0, 0.0]}})
+    )
     return {"data": data, "base": root / "base", "studies": root / "studies"}
 
 

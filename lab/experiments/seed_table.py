@@ -39,6 +39,8 @@ def cell_text(cells: list[dict], metric: str) -> str:
     if all(probes):
         low, high = bootstrap(probes)
         return f"{mean:.1f} [{low:.1f}, {high:.1f}]"
+    if len(values) < 2:  # one run without per-probe scores: no interval to give
+        return f"{mean:.1f}"
     half = T95.get(len(values), 2.0) * statistics.stdev(values) / len(values) ** 0.5
     return f"{mean:.1f} ± {half:.1f}"
 
