@@ -11,7 +11,7 @@ from quail.data.examples import Example
 from quail.errors import QuailError
 from quail.quant import parse_spec, quantize_model
 from quail.unlearning import unlearn
-from quail.unlearning.target import probes
+from quail.unlearning.target import Outcome, probes
 from unlearn_tiny import GRID, measure, snapped
 
 SETTINGS = {
@@ -76,6 +76,38 @@ def test_a_broken_utility_floor_goes_back_to_the_last_check_that_kept_it(monkeyp
     assert measure(result.model) == {k: kept["scores"][k] for k in ("fp", GRID)}
     assert outcome.checks[-1]["step"] > outcome.step  # the check that broke it came later
     assert "retain fell below" in result.statement
+
+
+def test_the_floor_watches_the_perplexity_of_retain_passages_where_there_are_any():
+    """Retain answers can all stay right while general text decays: where the retain set has
+    passages, the floor also breaks once their perplexity rises above the original's / floor."""
+    from quail.evaluation.metrics import perplexity
+    from quail.unlearning.target import ForgetTarget
+
+    forget, retain = tiny.split()
+    passages = [Example("", f"{e.prompt}{e.target}") for e in retain[:6]]
+    model, tok = snapped(), tiny.tokenizer()
+    with_text = ForgetTarget(tok, forget, retain + passages, [GRID], 0.1, 0.8)
+    answers_only = ForgetTarget(tok, forget, retain, [GRID], 0.1, 0.8)
+    scores = with_text.measure(model)
+    texts = [p.target for p in passages]
+    assert scores["fp"]["retain_ppl"] == pytest.approx(perplexity(model, tok, texts))
+    assert "retain_ppl" not in answers_only.measure(model)["fp"]
+
+    original = {f: {"forget": 50.0, "retain": 90.0, "retain_ppl": 2.0} for f in ("fp", GRID)}
+    # retain answers intact in both formats; the grid's passages at 2.4 / 2.6 x 0.8 vs 2.0
+    kept = {f: dict(original[f]) for f in original} | {GRID: original[GRID] | {"retain_ppl": 2.4}}
+    broke = kept | {GRID: original[GRID] | {"retain_ppl": 2.6}}
+    assert not with_text.floor_broken(kept, original)
+    assert with_text.floor_broken(broke, original)
+    assert not answers_only.floor_broken(
+        {f: {"forget": 50.0, "retain": 90.0} for f in original},
+        {f: {"forget": 50.0, "retain": 90.0} for f in original},
+    )
+    said = Outcome(reason="utility floor", step=20, original=original,
+                   checks=[{"step": 20, "scores": kept}]).statement(0.1, 0.8)  # fmt: skip
+    assert f"{GRID} forget 50.0/50.0 retain 90.0/90.0 perplexity 2.4/2" in said
+    assert "perplexity rose above 1/0.8" in said
 
 
 def test_probes_are_the_answers_or_else_passage_continuations():

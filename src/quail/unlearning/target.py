@@ -7,9 +7,12 @@ or, given held-out examples of the same task (a classifier's test set), at most 
 score on those: a classifier that never saw a campaign still labels most of it from what the
 others share, and forgetting should reach that level, not overshoot it (docs/UNLEARN.md);
 the utility floor breaks when, in some format, the retain score falls below `utility_floor`
-times the original's. A run stops at the first check where the target holds; where the floor
-breaks it goes back to the last check that kept the floor and goes on with half the lr, at
-most a few times (loop.MAX_BACKTRACKS), then stops there.
+times the original's or, where the retain set has passages, their perplexity rises above the
+original's divided by `utility_floor` (answers alone let general text decay unseen: on SmolLM2
+misinformation retain stayed at 100 while held-out perplexity rose 1.6x). A run stops at the
+first check where the target holds; where the floor breaks it goes back to the last check that
+kept the floor and goes on with half the lr, at most a few times (loop.MAX_BACKTRACKS), then
+stops there.
 """
 
 import random
@@ -19,7 +22,7 @@ import torch
 from torch import nn
 
 from quail.data.examples import Example
-from quail.evaluation.metrics import knowledge_sets
+from quail.evaluation.metrics import knowledge_sets, perplexity
 from quail.quant import parse_spec, quantize_model
 
 MAX_FORGET_PROBES = 128
@@ -65,11 +68,17 @@ class Outcome:
                 else ""
             )
             + f"retain {s['retain']:.1f}/{self.original[name]['retain']:.1f}"
+            + (
+                f" perplexity {s['retain_ppl']:.3g}/{self.original[name]['retain_ppl']:.3g}"
+                if "retain_ppl" in s
+                else ""
+            )
             for name, s in last.items()
         )
         why = {
             "target": f"the target ({aim}) holds in every format",
-            "utility floor": f"retain fell below {floor:g} x the original's; kept step {self.step}",
+            "utility floor": f"retain fell below {floor:g} x the original's (or its passages' "
+            f"perplexity rose above 1/{floor:g} x); kept step {self.step}",
             "budget": "the step budget ran out before the target held in every format",
         }[self.reason]
         if self.backtracks:
@@ -90,6 +99,10 @@ class ForgetTarget:
         }
         if holdout:  # scored once, on the original: the level forgetting should reach
             self.sets["holdout"] = probes(holdout, MAX_FORGET_PROBES, seed)
+        passages = [e.target for e in retain or [] if not e.prompt.strip()]
+        if len(passages) > MAX_RETAIN_PROBES:
+            passages = random.Random(seed).sample(passages, MAX_RETAIN_PROBES)
+        self.passages = passages  # whose perplexity the floor watches, where there are any
 
     def measure(self, model: nn.Module, original: bool = False) -> dict[str, dict[str, float]]:
         """{format: {set: score}}; the held-out set only for the original (`original=True`)."""
@@ -104,6 +117,8 @@ class ForgetTarget:
             if same is None:  # a model already on this grid (quail's) is not re-asked
                 result = knowledge_sets(quantized, self.tokenizer, sets)
                 same = {k: result[k]["rouge_l"] if k in result else 0.0 for k in sets}
+                if self.passages:
+                    same["retain_ppl"] = perplexity(quantized, self.tokenizer, self.passages)
                 answered.append((quantized, same))
             scores[name] = same
         model.train(training)
@@ -117,7 +132,11 @@ class ForgetTarget:
         return original.get("holdout", self.target * original["forget"])
 
     def floor_broken(self, scores: dict, original: dict) -> bool:
-        return any(scores[f]["retain"] < self.floor * original[f]["retain"] for f in self.formats)
+        return any(
+            scores[f]["retain"] < self.floor * original[f]["retain"]
+            or scores[f].get("retain_ppl", 0.0) * self.floor > original[f].get("retain_ppl", 0.0)
+            for f in self.formats
+        )
 
 
 def _same_weights(a: nn.Module, b: nn.Module) -> bool:
