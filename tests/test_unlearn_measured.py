@@ -110,6 +110,24 @@ def test_the_floor_watches_the_perplexity_of_retain_passages_where_there_are_any
     assert "perplexity rose above 1/0.8" in said
 
 
+def test_a_run_whose_budget_ends_hands_over_the_check_that_came_closest(monkeypatch):
+    """Forgetting can drift back late in a run: when the budget ends first, the weights of the
+    kept check whose worst format is nearest its aim are returned, not the last ones."""
+    from quail.unlearning import loop
+
+    monkeypatch.setattr(loop, "MAX_BACKTRACKS", 0)
+    # 6 steps of 0.1 bring the forget score to its lowest at step 5 and keep it there; of equal
+    # checks the earliest, which moved least, is handed over
+    result = run(snapped(), target=0.0, utility_floor=0.0, steps=6, lr=0.1)
+    outcome = result.outcome
+    worst = [max(c["scores"][f]["forget"] for f in c["scores"]) for c in outcome.checks[1:]]
+    assert outcome.reason == "budget"
+    assert outcome.step == 1 + worst.index(min(worst)) < len(result.curves)
+    kept = outcome.checks[outcome.step]["scores"]
+    assert measure(result.model) == {k: kept[k] for k in ("fp", GRID)}
+    assert f"kept step {outcome.step}, the check that came closest" in result.statement
+
+
 def test_probes_are_the_answers_or_else_passage_continuations():
     passages = [Example("", "one two three four five"), Example("", "too short")]
     assert probes(passages, 10, 0) == [Example("one two", " three four five")]

@@ -8,6 +8,7 @@ A checkpoint folder holds exactly these files, and one holding anything else is 
 pickle planted there would otherwise be one `torch.load` away from running):
 
     model.safetensors       the parameters (shared tensors, such as tied embeddings, once)
+    best.safetensors        a measured run's check that forgot most, if not the newest (loop.py)
     optimizer.safetensors   the optimizer's per-parameter tensors, `{index}.{name}`
     rng-{rank}.safetensors  torch's random state, per process (CPU, then each GPU)
     trainer_state.json      step, curves, config, and the optimizer's and scheduler's scalars
@@ -27,7 +28,7 @@ from quail.errors import QuailError
 from quail.io import os_error
 
 STATE = "trainer_state.json"
-FILES = re.compile(r"(model|optimizer)\.safetensors|rng-\d+\.safetensors|trainer_state\.json")
+FILES = re.compile(r"(model|optimizer|best)\.safetensors|rng-\d+\.safetensors|trainer_state\.json")
 
 
 def checkpoint_root(out: Path) -> Path:
@@ -39,9 +40,10 @@ def latest_checkpoint(root: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def save_checkpoint(accelerator, root, step, state, model, optimizer, scheduler) -> Path:
-    """Write step `step`'s checkpoint; a failure (disk full, no permission) leaves no partial
-    folder behind and the previous checkpoint in place."""
+def save_checkpoint(accelerator, root, step, state, model, optimizer, scheduler, best=None):
+    """Write step `step`'s checkpoint (with `best`, a list of parameter values, beside it); a
+    failure (disk full, no permission) leaves no partial folder behind and the previous
+    checkpoint in place."""
     path, tmp = root / f"step-{step:06d}", root / f".step-{step:06d}.tmp"
     try:
         if accelerator.is_main_process:
@@ -54,6 +56,8 @@ def save_checkpoint(accelerator, root, step, state, model, optimizer, scheduler)
             save_model(accelerator.unwrap_model(model), str(tmp / "model.safetensors"))
             tensors, optimizer_json = _split_optimizer(optimizer.state_dict())
             save_file(tensors, str(tmp / "optimizer.safetensors"))
+            if best is not None:
+                save_file({str(i): t for i, t in enumerate(best)}, str(tmp / "best.safetensors"))
             record = state | {"optimizer": optimizer_json, "scheduler": scheduler.state_dict()}
             (tmp / STATE).write_text(json.dumps(record))
             tmp.rename(path)
@@ -94,6 +98,12 @@ def load_checkpoint(accelerator: Accelerator, path: Path, model, optimizer, sche
             f"{path.parent} and start again"
         ) from None
     return state
+
+
+def load_best(path: Path) -> list[torch.Tensor]:
+    """The parameter values `save_checkpoint` kept as `best`, in the model's parameter order."""
+    tensors = load_file(str(path / "best.safetensors"))
+    return [tensors[str(i)] for i in range(len(tensors))]
 
 
 def _split_optimizer(state_dict: dict) -> tuple[dict, dict]:

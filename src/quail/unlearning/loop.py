@@ -165,6 +165,7 @@ def train(
         return forward(model, batch, ste_weights(model, quantized))
 
     start, curves, last_good, spent, resumes = 0, [], None, 0.0, []
+    best = None  # (points above the aim, (step, weights)) of the kept check that forgot most
     if resume:
         last_good = checkpoint.latest_checkpoint(checkpoints) if checkpoints else None
         if last_good is None:
@@ -187,6 +188,9 @@ def train(
             resumes.append({"step": start, "changed": {k: [saved[k], now[k]] for k in changed}})
         if outcome is not None:
             outcome = Outcome(**state["outcome"])
+        if state.get("best"):
+            saved_best = state["best"]
+            best = (saved_best["shortfall"], (saved_best["step"], checkpoint.load_best(last_good)))
 
     world, rank = accelerator.num_processes, accelerator.process_index
     columns = [
@@ -291,6 +295,9 @@ def train(
                 if target.holds(scores, outcome.original):
                     outcome.reason, outcome.step = "target", step + 1
                     break
+                short = target.shortfall(scores, outcome.original)
+                if best is None or short < best[0]:
+                    best = (short, kept)
             if until is not None and checking:
                 if until(accelerator.unwrap_model(model), step + 1):
                     break
@@ -305,6 +312,7 @@ def train(
                     "wall_time_s": spent + time.perf_counter() - started,
                     "resumes": resumes,
                     "outcome": asdict(outcome) if outcome is not None else None,
+                    "best": best and {"step": best[1][0], "shortfall": best[0]},
                 }
                 last_good = checkpoint.save_checkpoint(
                     accelerator,
@@ -314,6 +322,7 @@ def train(
                     model,
                     optimizer,
                     scheduler,
+                    best=best and best[1][1],
                 )
             if signum:
                 kept_at = f"checkpoint {last_good}" if checkpoints else "nothing (no output folder)"
@@ -323,6 +332,10 @@ def train(
                     "rerun the same command with --resume to continue",
                 )
 
+    if outcome is not None and outcome.reason == "budget" and best is not None:
+        # forgetting can drift back while retain recovers: hand over the check that forgot most
+        _restore(params, best[1][1])
+        outcome.step = best[1][0]
     accelerator.wait_for_everyone()
     model = accelerator.unwrap_model(model)
     if config.lora_r:

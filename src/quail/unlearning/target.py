@@ -12,7 +12,9 @@ original's divided by `utility_floor` (answers alone let general text decay unse
 misinformation retain stayed at 100 while held-out perplexity rose 1.6x). A run stops at the
 first check where the target holds; where the floor breaks it goes back to the last check that
 kept the floor and goes on with half the lr, at most a few times (loop.MAX_BACKTRACKS), then
-stops there.
+stops there. A run whose budget ends first hands over the check, among those that kept the
+floor, whose worst format came closest to its aim (of equals the earliest, which moved least):
+forgetting can drift back late in a run (SmolLM2 real knowledge: 52 at step 100, 68 at 300).
 """
 
 import random
@@ -79,7 +81,8 @@ class Outcome:
             "target": f"the target ({aim}) holds in every format",
             "utility floor": f"retain fell below {floor:g} x the original's (or its passages' "
             f"perplexity rose above 1/{floor:g} x); kept step {self.step}",
-            "budget": "the step budget ran out before the target held in every format",
+            "budget": "the step budget ran out before the target held in every format; "
+            f"kept step {self.step}, the check that came closest",
         }[self.reason]
         if self.backtracks:
             why += f", after going back to the last check above the floor {self.backtracks} times"
@@ -130,6 +133,10 @@ class ForgetTarget:
     def aim(self, original: dict) -> float:
         """The forget score to reach in one format, from the original's scores there."""
         return original.get("holdout", self.target * original["forget"])
+
+    def shortfall(self, scores: dict, original: dict) -> float:
+        """How far the worst format is above its aim, in KnowMem points."""
+        return max(scores[f]["forget"] - self.aim(original[f]) for f in self.formats)
 
     def floor_broken(self, scores: dict, original: dict) -> bool:
         return any(
