@@ -8,7 +8,7 @@ A checkpoint folder holds exactly these files, and one holding anything else is 
 pickle planted there would otherwise be one `torch.load` away from running):
 
     model.safetensors       the parameters (shared tensors, such as tied embeddings, once)
-    best.safetensors        a measured run's check that forgot most, if not the newest (loop.py)
+    best.safetensors        the weights of a measured run's check that came closest (loop.py)
     optimizer.safetensors   the optimizer's per-parameter tensors, `{index}.{name}`
     rng-{rank}.safetensors  torch's random state, per process (CPU, then each GPU)
     trainer_state.json      step, curves, config, and the optimizer's and scheduler's scalars

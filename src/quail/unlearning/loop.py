@@ -165,7 +165,7 @@ def train(
         return forward(model, batch, ste_weights(model, quantized))
 
     start, curves, last_good, spent, resumes = 0, [], None, 0.0, []
-    best = None  # (points above the aim, (step, weights)) of the kept check that forgot most
+    best = None  # (points above the aim, (step, weights)) of the kept check that came closest
     if resume:
         last_good = checkpoint.latest_checkpoint(checkpoints) if checkpoints else None
         if last_good is None:
@@ -333,7 +333,7 @@ def train(
                 )
 
     if outcome is not None and outcome.reason == "budget" and best is not None:
-        # forgetting can drift back while retain recovers: hand over the check that forgot most
+        # forgetting can drift back while retain recovers: hand over the check that came closest
         _restore(params, best[1][1])
         outcome.step = best[1][0]
     accelerator.wait_for_everyone()
