@@ -17,7 +17,6 @@ floor, whose worst format came closest to its aim (of equals the earliest, which
 forgetting can drift back late in a run (SmolLM2 real knowledge: 52 at step 100, 68 at 300).
 """
 
-import random
 from dataclasses import dataclass, field
 
 import torch
@@ -25,6 +24,7 @@ from torch import nn
 
 from quail.data.examples import Example
 from quail.evaluation.metrics import knowledge_sets, perplexity
+from quail.evaluation.suite import seeded_sample
 from quail.quant import parse_spec, quantize_model
 
 MAX_FORGET_PROBES = 128
@@ -41,9 +41,7 @@ def probes(examples: list[Example], limit: int, seed: int) -> list[Example]:
         if len(words) >= 4:
             half = len(words) // 2
             chosen.append(Example(" ".join(words[:half]), " " + " ".join(words[half:])))
-    if len(chosen) > limit:
-        chosen = random.Random(seed).sample(chosen, limit)
-    return chosen
+    return seeded_sample(chosen, limit, seed)
 
 
 @dataclass
@@ -103,9 +101,8 @@ class ForgetTarget:
         if holdout:  # scored once, on the original: the level forgetting should reach
             self.sets["holdout"] = probes(holdout, MAX_FORGET_PROBES, seed)
         passages = [e.target for e in retain or [] if not e.prompt.strip()]
-        if len(passages) > MAX_RETAIN_PROBES:
-            passages = random.Random(seed).sample(passages, MAX_RETAIN_PROBES)
-        self.passages = passages  # whose perplexity the floor watches, where there are any
+        # whose perplexity the floor watches, where there are any
+        self.passages = seeded_sample(passages, MAX_RETAIN_PROBES, seed)
 
     def measure(self, model: nn.Module, original: bool = False) -> dict[str, dict[str, float]]:
         """{format: {set: score}}; the held-out set only for the original (`original=True`)."""
