@@ -172,6 +172,23 @@ def test_verbatim_reproduces_memorised_passages(memorised):
     assert verbatim(model, tokenizer, texts, prefix_tokens=8)["rouge_l"] == pytest.approx(100.0)
 
 
+def test_verbmem_is_read_against_the_same_kind_of_text_never_trained_on(memorised):
+    from quail.evaluation.suite import EvalData, evaluate_model
+
+    model, tokenizer = memorised
+    trained = [prompt + target for prompt, target in FACTS]
+    # the same template with the facts swapped between people: never trained on as written
+    unseen = [FACTS[0][0] + FACTS[2][1], FACTS[2][0] + FACTS[0][1]]
+    data = EvalData(passages={"forget": trained, "holdout": unseen})
+    scores = evaluate_model(model, tokenizer, data)
+    assert scores["verbmem_holdout"] == verbatim(model, tokenizer, unseen)["rouge_l"]
+    assert scores["verbmem_forget"] == pytest.approx(100.0)
+    assert 0 < scores["verbmem_holdout"] < 100  # the template's words, not the facts
+    assert "verbmem_holdout" not in evaluate_model(
+        model, tokenizer, EvalData({}, {"forget": trained})
+    )
+
+
 def test_min_k_and_perplexity_by_hand(memorised):
     model, tokenizer = memorised
     text = FACTS[0][0] + FACTS[0][1]

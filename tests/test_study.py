@@ -20,6 +20,7 @@ from quail.data import build_dataset, load_passages, load_qa
 from quail.errors import QuailError
 from quail.report.plots import layer_label
 from quail.study import load_study_config, report_study, run_study, study_config
+from quail.study.config import MethodRun
 
 CONFIG = """
 name: toy
@@ -155,8 +156,27 @@ def test_two_processes_give_one_study(study, toy, tmp_path):
 
 def test_a_different_config_in_the_same_folder_is_refused(study, toy):
     out, _ = study
-    with pytest.raises(QuailError, match="different config"):
+    with pytest.raises(QuailError, match="different eval_limit"):
         run_study(load_study_config(toy, ["eval_limit=3"]), out, log=lambda line: None)
+    with pytest.raises(QuailError, match="method ga_gdr was unlearned with lr=0.001, the config"):
+        run_study(load_study_config(toy, ["unlearn.lr=2e-3"]), out, log=lambda line: None)
+
+
+def test_a_rerun_may_add_a_method_and_a_spec_and_reuses_every_finished_cell(study, toy, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(study[0], out)
+    cells = sorted((out / "cells").rglob("*.json"))
+    before = {p: p.stat().st_mtime_ns for p in cells}
+    config = load_study_config(toy, ["specs=fp,int4-g16+emb-int8,int8"])
+    config.methods.append(MethodRun("ga", "ga"))
+    results = run_study(config, out, log=lambda line: None)
+    assert {p: p.stat().st_mtime_ns for p in cells} == before  # nothing recomputed
+    assert list(results["methods"]) == ["ga_gdr", "quail-m1", "ga"]
+    assert set(results["methods"]["ga_gdr"]["metrics"]) == {"fp", SPEC, "rtn-int8-channel-sym"}
+    assert json.loads((out / "study.json").read_text())["methods"][-1]["name"] == "ga"
+    config.methods[1].overrides["lr"] = 0.1  # quail-m1 is finished: changing it is refused
+    with pytest.raises(QuailError, match="method quail-m1 was unlearned with lr=0.3"):
+        run_study(config, out, log=lambda line: None)
 
 
 def test_report_of_an_unfinished_study_shows_what_is_written(study, tmp_path):

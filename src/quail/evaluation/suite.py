@@ -10,6 +10,7 @@ Metric names (all higher = the model knows/does more), as in results.json:
 | `knowmem_retain`, `em_retain` | the same on retain probes (utility) |
 | `em_holdout` | exact match on never-trained entities: the chance level |
 | `verbmem_forget` | ROUGE-L F1 × 100 of greedy continuations of forget passages |
+| `verbmem_holdout` | the same on holdout passages: the level text of the same kind scores where it was never trained on (template words), which `verbmem_forget` reads against |
 | `mia_auc` | Min-K% (k = 40%) AUC separating forget passages from holdout passages |
 | `ppl_retain` | perplexity on retain passages (lower is better) |
 | `ppl_general` | perplexity on held-out general text, never trained on (lower is better) |
@@ -135,7 +136,9 @@ def metric_calls(model, tokenizer, data: EvalData) -> dict[str, Callable[[], dic
         calls["knowledge"] = lambda: _qa_scores(metrics.knowledge_sets(model, tokenizer, data.qa))
     if passages.get("forget"):
         calls["verbmem"] = lambda: {
-            "verbmem_forget": metrics.verbatim(model, tokenizer, passages["forget"])["rouge_l"]
+            f"verbmem_{split}": metrics.verbatim(model, tokenizer, passages[split])["rouge_l"]
+            for split in ("forget", "holdout")
+            if passages.get(split)
         }
         if passages.get("holdout"):
             calls["mia"] = lambda: {

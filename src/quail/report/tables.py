@@ -2,6 +2,7 @@
 
 COLUMNS = (  # (metric, header, decimals); ↓ = lower means more forgotten, ↑ = higher is better
     ("verbmem_forget", "VerbMem forget ↓", 1),
+    ("verbmem_holdout", "VerbMem holdout", 1),
     ("knowmem_forget", "KnowMem forget ↓", 1),
     ("em_forget", "EM forget ↓", 2),
     ("em_forget_para", "EM forget para ↓", 2),

@@ -5,8 +5,8 @@ every precision -> results.json, results.md, plots, report.html. The data and th
 come from the source the config names (sources.py: built-in, countries, a folder, files).
 
 Every finished piece (a "cell": an unlearned model, one evaluation, one analysis) is a file
-under OUT/cells/, written atomically; a rerun with the same config skips what exists, so an
-interrupted study resumes where it stopped.
+under OUT/cells/, written atomically; a rerun skips what exists, so an interrupted study
+resumes where it stopped, and a method or spec added to the config costs only its own cells.
 
 Under `accelerate launch` with several processes, every process unlearns (the loop shards each
 batch across them) and the main process does the rest: the others wait, then find its files
@@ -172,16 +172,29 @@ def _silent(line: str) -> None:
     """The log of processes other than the main one: it speaks for all."""
 
 
+# what a rerun may change in a study folder: a spec added is evaluated for every model, a method
+# added is run; what the methods are given (methods, unlearn, trace_every) is then checked one
+# finished model at a time against what it was made with
+RERUN_MAY_CHANGE = {"name", "specs", "analysis_specs", "headline_metric"}
+RERUN_MAY_CHANGE |= {"methods", "unlearn", "trace_every"}
+
+
 def _claim_output(config: StudyConfig, out: Path, overwrite: bool) -> None:
-    """Resume only the same study: a different config in the same folder is an error."""
+    """Resume only the same study, give or take methods and specs: their cells are computed,
+    the rest reused; a change to what a finished cell was made with is an error."""
     record = out / "study.json"
     wanted = config.to_dict()
     if record.is_file() and not overwrite:
-        recorded = json.loads(record.read_text("utf-8"))
-        if StudyConfig().to_dict() | recorded != wanted:  # keys added since: their defaults
+        recorded = StudyConfig().to_dict() | json.loads(record.read_text("utf-8"))  # keys added
+        changed = [k for k in wanted if k not in RERUN_MAY_CHANGE and recorded[k] != wanted[k]]
+        if changed:
             raise QuailError(
-                f"{out} holds a study with a different config: use a new --out, or --overwrite"
+                f"{out} holds a study with a different {changed[0]}: use a new --out, or "
+                "--overwrite"
             )
+        for run in config.methods:
+            _same_settings(config, run, out / "cells" / run.name)
+        atomic_write_json(record, wanted)
         return
     if out.is_dir() and any(out.iterdir()) and not record.is_file() and not overwrite:
         raise QuailError(f"{out} is not empty and holds no study: choose another --out")
@@ -191,6 +204,24 @@ def _claim_output(config: StudyConfig, out: Path, overwrite: bool) -> None:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(record, wanted)
+
+
+def _same_settings(config: StudyConfig, run, cell: Path) -> None:
+    """Refuse a method whose finished model was unlearned with other settings than the
+    config now gives it (its overrides, or the shared ones, changed)."""
+    from quail.unlearning.config import make_config, to_dict
+
+    made = cell / "model" / "run.json"
+    if not made.is_file():
+        return
+    then = json.loads(made.read_text("utf-8"))["config"]
+    now = to_dict(make_config(unlearn_settings(config, run)))
+    changed = [k for k in now if k in then and then[k] != now[k]]
+    if changed:
+        raise QuailError(
+            f"method {run.name} was unlearned with {changed[0]}={then[changed[0]]!r}, the "
+            f"config now gives {now[changed[0]]!r}: give the run a new name, or delete {cell}"
+        )
 
 
 def _qa_files(config: StudyConfig) -> bool:
