@@ -31,6 +31,7 @@ RUNS = {
         'measured_updates {data} {base} {{"method":"quail","steps":2}} --formats int4-g16',
         "on other probes",
     ),
+    "passage_knowledge": ("passage_knowledge {data} {base} {base}", "'named_forget': "),
     "probe_breakdown": ("probe_breakdown {studies}/drawn", "| ga_gdr | fp | "),
     "prompt_formats": ("prompt_formats {base} {tmp}/forget.jsonl {tmp}/retain.jsonl", "few-shot"),
     "regime snap": (
