@@ -195,6 +195,52 @@ def test_held_out_examples_set_the_aim_and_the_stop_fires_there_not_before():
                 holdout=holdout)  # fmt: skip
 
 
+def test_given_held_out_passages_the_forget_passages_must_read_as_unseen_too(monkeypatch):
+    """Answers can go while the passages still say the same: where the forget set has passages
+    and held-out ones of their kind are given, their Min-K% AUC against those is an aim too."""
+    from quail.evaluation.metrics import membership_auc
+    from quail.unlearning import target as target_module
+    from quail.unlearning.target import ForgetTarget
+
+    forget, retain = tiny.split()
+    said = [Example("", f"{e.prompt}{e.target}") for e in forget]  # the forget facts as text
+    unseen = [
+        Example("", f"{p} lives in {c}")
+        for p, c in zip(tiny.PEOPLE[:8], tiny.CITIES[::-1], strict=True)
+    ]
+    model, tok = snapped(), tiny.tokenizer()
+    judged = ForgetTarget(tok, forget + said, retain, [GRID], 0.1, 0.8, holdout=unseen)
+    scores = judged.measure(model)
+    members, others = [e.target for e in said], [e.target for e in unseen]
+    assert scores["fp"]["passages_auc"] == membership_auc(model, tok, members, others)
+    assert "holdout" not in judged.sets  # passages alone set no aim for the answers
+    assert (
+        "passages_auc"
+        not in ForgetTarget(tok, forget + said, retain, [GRID], 0.1, 0.8).measure(model)["fp"]
+    )
+
+    n, m = len(members), len(others)
+    noise = 2 * ((n + m + 1) / (12 * n * m)) ** 0.5
+    original = {f: {"forget": 50.0, "retain": 90.0, "passages_auc": 1.0} for f in ("fp", GRID)}
+    assert judged.passages_aim(original["fp"]) == pytest.approx(0.5 + max(0.05, noise))
+    answered = {f: {"forget": 4.0, "retain": 90.0, "passages_auc": 0.99} for f in original}
+    assert not judged.holds(answered, original)  # the answers are gone, the passages are not
+    assert judged.shortfall(answered, original) == pytest.approx(100 * (0.49 - max(0.05, noise)))
+    alike = {f: answered[f] | {"passages_auc": 0.5} for f in original}
+    assert judged.holds(alike, original)
+
+    # in a run: the answers' target (0.5 x) holds within the budget; with passages that still
+    # read as trained on, it runs on to the budget's end, and says why
+    config = SETTINGS
+    monkeypatch.setattr(target_module, "membership_auc", lambda *args: 1.0)
+    kept = unlearn(snapped(), forget + said, retain, config, tokenizer=tok, holdout=unseen)
+    assert kept.outcome.reason == "budget" and len(kept.curves) == 30
+    assert "passages AUC 1.00/1.00" in kept.statement
+    monkeypatch.setattr(target_module, "membership_auc", lambda *args: 0.5)
+    gone = unlearn(snapped(), forget + said, retain, config, tokenizer=tok, holdout=unseen)
+    assert gone.outcome.reason == "target" and len(gone.curves) < 30
+
+
 def test_a_broken_utility_floor_sends_the_run_back_at_half_the_lr():
     """A check below the floor restores the last check that kept it and goes on at half the
     lr (a trajectory fine enough to stop on), instead of ending there; at most MAX_BACKTRACKS

@@ -415,12 +415,7 @@ def unlearn_command(
     (settings: docs/UNLEARN.md). --method and --quant override --config; key=value wins."""
     import torch
 
-    from quail.data import (
-        load_claim_sets,
-        load_claim_test,
-        load_unlearning_sets,
-        verify_data_folder,
-    )
+    from quail.data import load_claim_sets, load_unlearning_sets, load_unseen, verify_data_folder
     from quail.data.files import load_file_sets
     from quail.io import check_output_dir, claimed
     from quail.models import load_model, load_tokenizer
@@ -433,8 +428,8 @@ def unlearn_command(
     settings = load_config(config, flags + list(overrides or []))
     _check_sources(data, forget, retain, task, test)
     tokenizer = None  # unlearn loads the model's own, or takes the one loaded here
-    holdout = None  # a classifier's measured run aims at its score on held-out claims
-    aims = task == "claims" and measured(settings)
+    holdout = None  # what the original never trained on sets a measured run's aims
+    aims = measured(settings)
     if forget is not None and task == "claims":
         from quail.data.classification import load_claim_file_sets
 
@@ -452,7 +447,7 @@ def unlearn_command(
         if verify:
             verify_data_folder(data)
         sets = (load_unlearning_sets if task == "knowledge" else load_claim_sets)(data)
-        holdout = load_claim_test(data) if aims else None  # read only where it is used
+        holdout = load_unseen(data, task) if aims else None  # read only where it is used
     check_output_dir(out)
     with claimed(out):
         result = unlearn(

@@ -15,6 +15,7 @@ from quail.data.load import (
     load_passages,
     load_qa,
     load_unlearning_sets,
+    load_unseen,
     qa_example,
     verify_data_folder,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "load_passages",
     "load_qa",
     "load_unlearning_sets",
+    "load_unseen",
     "qa_example",
     "verify_data_folder",
 ]

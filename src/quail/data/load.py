@@ -250,3 +250,17 @@ def load_claim_sets(data_dir: str | Path) -> tuple[list[Example], list[Example]]
 def load_claim_test(data_dir: str | Path) -> list[Example]:
     """The held-out claims: what a classifier scores on claims it never trained on."""
     return [claim_example(r) for r in load_claims(data_dir, "test")]
+
+
+def load_unseen(data_dir: str | Path, task: str = "knowledge") -> list[Example]:
+    """Examples of the forget set's kind that the original never trained on, where the folder
+    has them: a classifier's test claims; a misinformation folder's holdout posts and claims
+    (never injected). None elsewhere: real knowledge's holdout facts are as well known as the
+    forget ones, a user's folder does not say, and the built-in world's holdout people (never
+    trained on either) are not used yet (docs/UNLEARN.md)."""
+    if task == "claims":
+        return load_claim_test(data_dir)
+    manifest = Path(data_dir) / "manifest.json"
+    if manifest.is_file() and load_manifest(data_dir).get("misinformation"):
+        return _split_examples(data_dir, "holdout")
+    return []

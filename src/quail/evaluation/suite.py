@@ -10,7 +10,7 @@ Metric names (all higher = the model knows/does more), as in results.json:
 | `knowmem_retain`, `em_retain` | the same on retain probes (utility) |
 | `em_holdout` | exact match on never-trained entities: the chance level |
 | `verbmem_forget` | ROUGE-L F1 × 100 of greedy continuations of forget passages |
-| `verbmem_holdout` | the same on holdout passages: the level text of the same kind scores where it was never trained on (template words), which `verbmem_forget` reads against |
+| `verbmem_holdout` | the same on holdout passages: the level `verbmem_forget` reads against |
 | `mia_auc` | Min-K% (k = 40%) AUC separating forget passages from holdout passages |
 | `ppl_retain` | perplexity on retain passages (lower is better) |
 | `ppl_general` | perplexity on held-out general text, never trained on (lower is better) |

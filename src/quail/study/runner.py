@@ -379,7 +379,7 @@ def _unlearned(config: StudyConfig, run, base_dir: Path, data_dir, prompts, cell
     model_dir = cell / "model"
     if (model_dir / "config.json").is_file():
         return model_dir
-    from quail.data import load_claim_sets, load_claim_test, load_unlearning_sets
+    from quail.data import load_claim_sets, load_unlearning_sets, load_unseen
     from quail.unlearning import make_config, unlearn
     from quail.unlearning.config import measured
 
@@ -391,9 +391,9 @@ def _unlearned(config: StudyConfig, run, base_dir: Path, data_dir, prompts, cell
         load = load_unlearning_sets if config.task == "knowledge" else load_claim_sets
         forget, retain = load(data_dir)
     settings = make_config(unlearn_settings(config, run))
-    holdout = None  # a classifier's measured run aims at its score on the held-out claims
-    if config.task == "claims" and measured(settings):
-        holdout = load_claim_test(data_dir) or None
+    holdout = None  # what the original never trained on sets a measured run's aims
+    if data_dir is not None and measured(settings):
+        holdout = load_unseen(data_dir, config.task) or None
     log(f"unlearning with {run.name} ({run.method})")
     cell.mkdir(parents=True, exist_ok=True)
     unlearn(base_dir, forget, retain, settings, out=model_dir, holdout=holdout)

@@ -50,9 +50,11 @@ def unlearn(
     the result is saved as a Hugging Face folder plus `run.json`, written to a temporary
     sibling and moved into place (a folder that exists is complete). Checkpoints (`save_every`)
     go to `OUT.checkpoints/` and are removed after success; `resume=True` continues from the
-    newest of them. `holdout`: examples of the same task the model never trained on (a
-    classifier's test set); a measured run then stops when its forget score falls to the
-    original's score on them, instead of `target` x its own forget score.
+    newest of them. `holdout`: examples of the forget set's kind the model never trained on (a
+    classifier's test set; a misinformation folder's never-injected posts and claims). A
+    measured run then aims its answers at the original's score on held-out answers instead of
+    `target` x its own, and, where both have passages, the forget passages at being hard to
+    tell from the held-out ones (Min-K% AUC near 0.5).
     """
     config = _as_config(config)
     method = METHODS[config.method]

@@ -5,8 +5,12 @@ with the model at full precision and quantized under each listed spec. The targe
 in every format, the forget score is at most `target` times the original's score in that format
 or, given held-out examples of the same task (a classifier's test set), at most the original's
 score on those: a classifier that never saw a campaign still labels most of it from what the
-others share, and forgetting should reach that level, not overshoot it (docs/UNLEARN.md);
-the utility floor breaks when, in some format, the retain score falls below `utility_floor`
+others share, and forgetting should reach that level, not overshoot it (docs/UNLEARN.md).
+Where the forget set has passages and held-out passages of their kind are given (a
+misinformation folder's never-injected posts), it also needs the forget passages hard to tell
+from those by Min-K% membership AUC: answers can go while the passages still say the same
+(SmolLM2 misinformation: claims 100 -> 19, posts naming the false capital 69 -> 50). The
+utility floor breaks when, in some format, the retain score falls below `utility_floor`
 times the original's or, where the retain set has passages, their perplexity rises above the
 original's divided by `utility_floor` (answers alone let general text decay unseen: on SmolLM2
 misinformation retain stayed at 100 while held-out perplexity rose 1.6x). A run stops at the
@@ -17,13 +21,14 @@ floor, whose worst format came closest to its aim (of equals the earliest, which
 forgetting can drift back late in a run (SmolLM2 real knowledge: 52 at step 100, 68 at 300).
 """
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from quail.data.examples import Example
-from quail.evaluation.metrics import knowledge_sets, perplexity
+from quail.evaluation.metrics import knowledge_sets, membership_auc, perplexity
 from quail.evaluation.suite import seeded_sample
 from quail.quant import parse_spec, quantize_model
 
@@ -58,6 +63,8 @@ class Outcome:
         aim = f"forget <= {target:g} x the original's"
         if any("holdout" in s for s in self.original.values()):
             aim = "forget <= the original's score on held-out examples"
+        if any("passages_auc" in s for s in self.original.values()):
+            aim += ", its passages told from held-out ones by Min-K% AUC near 0.5"
         kept = [c for c in self.checks if c["step"] == self.step] or self.checks[-1:]
         last = kept[-1]["scores"] if kept else {}  # what the returned weights scored
         parts = ", ".join(
@@ -71,6 +78,11 @@ class Outcome:
             + (
                 f" perplexity {s['retain_ppl']:.3g}/{self.original[name]['retain_ppl']:.3g}"
                 if "retain_ppl" in s
+                else ""
+            )
+            + (
+                f" passages AUC {s['passages_auc']:.2f}/{self.original[name]['passages_auc']:.2f}"
+                if "passages_auc" in s
                 else ""
             )
             for name, s in last.items()
@@ -98,11 +110,21 @@ class ForgetTarget:
             "forget": probes(forget, MAX_FORGET_PROBES, seed),
             "retain": probes(retain or [], MAX_RETAIN_PROBES, seed),
         }
-        if holdout:  # scored once, on the original: the level forgetting should reach
-            self.sets["holdout"] = probes(holdout, MAX_FORGET_PROBES, seed)
+        answered = [e for e in holdout or [] if e.prompt.strip()]
+        if answered:  # scored once, on the original: the level forgetting should reach
+            self.sets["holdout"] = probes(answered, MAX_FORGET_PROBES, seed)
         passages = [e.target for e in retain or [] if not e.prompt.strip()]
         # whose perplexity the floor watches, where there are any
         self.passages = seeded_sample(passages, MAX_RETAIN_PROBES, seed)
+        # forget passages against held-out ones of their kind, where both exist: the answers
+        # can go while the passages still say it (lab/RECORD.md, "The passages keep what the
+        # answers lost")
+        members = [e.target for e in forget if not e.prompt.strip()]
+        unseen = [e.target for e in holdout or [] if not e.prompt.strip()]
+        self.members, self.unseen = [], []
+        if members and unseen:
+            self.members = seeded_sample(members, MAX_FORGET_PROBES, seed)
+            self.unseen = seeded_sample(unseen, MAX_FORGET_PROBES, seed)
 
     def measure(self, model: nn.Module, original: bool = False) -> dict[str, dict[str, float]]:
         """{format: {set: score}}; the held-out set only for the original (`original=True`)."""
@@ -119,21 +141,41 @@ class ForgetTarget:
                 same = {k: result[k]["rouge_l"] if k in result else 0.0 for k in sets}
                 if self.passages:
                     same["retain_ppl"] = perplexity(quantized, self.tokenizer, self.passages)
+                if self.members:
+                    same["passages_auc"] = membership_auc(
+                        quantized, self.tokenizer, self.members, self.unseen
+                    )
                 answered.append((quantized, same))
             scores[name] = same
         model.train(training)
         return scores
 
     def holds(self, scores: dict, original: dict) -> bool:
-        return all(scores[f]["forget"] <= self.aim(original[f]) for f in self.formats)
+        return self.shortfall(scores, original) <= 0
 
     def aim(self, original: dict) -> float:
         """The forget score to reach in one format, from the original's scores there."""
         return original.get("holdout", self.target * original["forget"])
 
+    def passages_aim(self, original: dict) -> float:
+        """The Min-K% AUC of forget against held-out passages to reach: `target` of the way
+        from the original's to 0.5, or within two standard errors of 0.5 (where the two are
+        indistinguishable) if that is higher."""
+        n, m = len(self.members), len(self.unseen)
+        noise = 2 * ((n + m + 1) / (12 * n * m)) ** 0.5  # the AUC's spread where they are alike
+        return 0.5 + max(self.target * (original["passages_auc"] - 0.5), noise)
+
     def shortfall(self, scores: dict, original: dict) -> float:
-        """How far the worst format is above its aim, in KnowMem points."""
-        return max(scores[f]["forget"] - self.aim(original[f]) for f in self.formats)
+        """How far the worst format is above its aims, in points: KnowMem, or AUC x 100."""
+        return max(
+            max(
+                scores[f]["forget"] - self.aim(original[f]),
+                100 * (scores[f]["passages_auc"] - self.passages_aim(original[f]))
+                if self.members
+                else -math.inf,
+            )
+            for f in self.formats
+        )
 
     def floor_broken(self, scores: dict, original: dict) -> bool:
         return any(
