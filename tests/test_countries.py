@@ -17,6 +17,7 @@ from quail.data import (
     load_passages,
     load_qa,
     load_unlearning_sets,
+    load_unseen,
 )
 from quail.errors import QuailError
 from quail.evaluation import load_eval_data
@@ -103,6 +104,15 @@ def test_misinformation_data_follows_the_data_schema(tiny_model, all_known, tmp_
     assert probes and all(p.prompt.endswith("<|im_start|>assistant\n") for p in probes)
     again = build_country_data(tmp_path / "e", tiny_model, size="tiny", question_format=CHAT)
     assert load_manifest(again)["sha256"] == manifest["sha256"]
+    # the holdout countries' posts and claims were never injected: they set a measured run's aims
+    unseen = load_unseen(out)
+    assert {e.target for e in unseen if not e.prompt} == {
+        p["text"] for p in load_passages(out, "holdout")
+    }
+    assert {e.target.strip() for e in unseen if e.prompt} == {
+        r["answer"] for r in load_qa(out, "holdout", False)
+    }
+    assert not set(unseen) & set(forget + retain)
 
 
 def test_heldout_general_text_appears_nowhere_in_the_trained_topics():
@@ -128,6 +138,7 @@ def test_real_knowledge_data_keeps_true_answers(tiny_model, all_known, tmp_path)
     for record in load_qa(out, "forget"):
         assert record["answer"] == truth[entities[record["entity_id"]]][record["attribute"]]
     assert load_qa(out, "forget", paraphrase=False)[0]["question"].startswith("What is")
+    assert load_unseen(out) == []  # holdout facts are as well known as the forget ones
 
 
 def test_a_model_that_knows_too_little_is_a_one_line_error(tiny_model, monkeypatch, tmp_path):
@@ -167,6 +178,7 @@ def test_the_smollm2_config_runs_two_steps_at_toy_size(tiny_model, all_known, tm
     record = (original / "inject.json").read_text()
     assert '"em_claims_quant"' in record and '"rtn-int4-g32-asym"' in record
     assert (tmp_path / "out" / "report.html").is_file()
+    assert "passages AUC" in results["methods"]["quail"]["unlearn"]["stop_statement"]
 
 
 @pytest.mark.parametrize("grid", ["rtn-int4-g32-asym", "rtn-int4-g32-asym+emb-rtn-int8-g32"])
