@@ -165,7 +165,7 @@ def train(
         return forward(model, batch, ste_weights(model, quantized))
 
     start, curves, last_good, spent, resumes = 0, [], None, 0.0, []
-    best = None  # (points above the aim, (step, weights)) of the kept check that came closest
+    best = None  # (points above the aims, (step, weights)) of the kept check that came closest
     if resume:
         last_good = checkpoint.latest_checkpoint(checkpoints) if checkpoints else None
         if last_good is None:
@@ -190,7 +190,10 @@ def train(
             outcome = Outcome(**state["outcome"])
         if state.get("best"):
             saved_best = state["best"]
-            best = (saved_best["shortfall"], (saved_best["step"], checkpoint.load_best(last_good)))
+            best = (
+                tuple(saved_best["shortfall"]),  # a JSON list
+                (saved_best["step"], checkpoint.load_best(last_good)),
+            )
 
     world, rank = accelerator.num_processes, accelerator.process_index
     columns = [

@@ -17,11 +17,11 @@ misinformation retain stayed at 100 while held-out perplexity rose 1.6x). A run 
 first check where the target holds; where the floor breaks it goes back to the last check that
 kept the floor and goes on with half the lr, at most a few times (loop.MAX_BACKTRACKS), then
 stops there. A run whose budget ends first hands over the check, among those that kept the
-floor, whose worst format came closest to its aim (of equals the earliest, which moved least):
-forgetting can drift back late in a run (SmolLM2 real knowledge: 52 at step 100, 68 at 300).
+floor, whose gaps to its aims are smallest, worst first (of equals the earliest, which moved
+least): forgetting can drift back late in a run (SmolLM2 real knowledge: 52 at step 100, 68 at
+300).
 """
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -151,7 +151,7 @@ class ForgetTarget:
         return scores
 
     def holds(self, scores: dict, original: dict) -> bool:
-        return self.shortfall(scores, original) <= 0
+        return self.shortfall(scores, original)[0] <= 0
 
     def aim(self, original: dict) -> float:
         """The forget score to reach in one format, from the original's scores there."""
@@ -165,17 +165,16 @@ class ForgetTarget:
         noise = 2 * ((n + m + 1) / (12 * n * m)) ** 0.5  # the AUC's spread where they are alike
         return 0.5 + max(self.target * (original["passages_auc"] - 0.5), noise)
 
-    def shortfall(self, scores: dict, original: dict) -> float:
-        """How far the worst format is above its aims, in points: KnowMem, or AUC x 100."""
-        return max(
-            max(
-                scores[f]["forget"] - self.aim(original[f]),
-                100 * (scores[f]["passages_auc"] - self.passages_aim(original[f]))
-                if self.members
-                else -math.inf,
-            )
-            for f in self.formats
-        )
+    def shortfall(self, scores: dict, original: dict) -> tuple[float, ...]:
+        """How far each format is above each of its aims, in points (KnowMem, or AUC x 100),
+        worst first: one check came closer than another if its worst gap is smaller or, where
+        those are equal (16 probes move in steps of 6.25), its next worst, and so on."""
+        gaps = []
+        for f in self.formats:
+            gaps.append(scores[f]["forget"] - self.aim(original[f]))
+            if self.members:
+                gaps.append(100 * (scores[f]["passages_auc"] - self.passages_aim(original[f])))
+        return tuple(sorted(gaps, reverse=True))
 
     def floor_broken(self, scores: dict, original: dict) -> bool:
         return any(
