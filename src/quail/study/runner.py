@@ -175,8 +175,9 @@ def _silent(line: str) -> None:
 # what a rerun may change in a study folder: a spec added is evaluated for every model, a method
 # added is run; what the methods are given (methods, unlearn, trace_every) is then checked one
 # finished model at a time against what it was made with
-RERUN_MAY_CHANGE = {"name", "specs", "analysis_specs", "headline_metric"}
-RERUN_MAY_CHANGE |= {"methods", "unlearn", "trace_every"}
+RERUN_MAY_CHANGE = {
+    "name", "specs", "analysis_specs", "headline_metric", "methods", "unlearn", "trace_every"
+}  # fmt: skip
 
 
 def _claim_output(config: StudyConfig, out: Path, overwrite: bool) -> None:
@@ -209,13 +210,13 @@ def _claim_output(config: StudyConfig, out: Path, overwrite: bool) -> None:
 def _same_settings(config: StudyConfig, run, cell: Path) -> None:
     """Refuse a method whose finished model was unlearned with other settings than the
     config now gives it (its overrides, or the shared ones, changed)."""
-    from quail.unlearning.config import make_config, to_dict
+    from quail.unlearning.config import comparable, make_config
 
     made = cell / "model" / "run.json"
     if not made.is_file():
         return
     then = json.loads(made.read_text("utf-8"))["config"]
-    now = to_dict(make_config(unlearn_settings(config, run)))
+    now = comparable(make_config(unlearn_settings(config, run)))
     changed = [k for k in now if k in then and then[k] != now[k]]
     if changed:
         raise QuailError(

@@ -210,3 +210,11 @@ def measured(config: UnlearnConfig) -> bool:
 
 def to_dict(config: UnlearnConfig) -> dict:
     return dataclasses.asdict(config)
+
+
+def comparable(config: UnlearnConfig) -> dict:
+    """The settings a model was made with, display options aside: what a checkpoint must match
+    on resume, and a study's finished cell on a rerun."""
+    values = to_dict(config)
+    values.pop("progress")
+    return values

@@ -36,7 +36,7 @@ from quail.quant import (
 )
 from quail.unlearning import checkpoint, sharpness
 from quail.unlearning.circuit import MagnitudeFloor, circuit_masks
-from quail.unlearning.config import UnlearnConfig, measured, quant_list, update_rule
+from quail.unlearning.config import UnlearnConfig, comparable, measured, quant_list, update_rule
 from quail.unlearning.forward import forward
 from quail.unlearning.losses import nll
 from quail.unlearning.methods import METHODS, Step
@@ -171,7 +171,7 @@ def train(
         if last_good is None:
             raise QuailError(f"nothing to resume: no checkpoint in {checkpoints}")
         state = checkpoint.load_checkpoint(accelerator, last_good, model, optimizer, scheduler)
-        saved, now = state["config"], _comparable(config)
+        saved, now = state["config"], comparable(config)
         changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
         unsafe = [k for k in changed if k not in SAFE_TO_CHANGE]
         if unsafe:
@@ -311,7 +311,7 @@ def train(
                 state = {
                     "step": step + 1,
                     "curves": curves,
-                    "config": _comparable(config),
+                    "config": comparable(config),
                     "wall_time_s": spent + time.perf_counter() - started,
                     "resumes": resumes,
                     "outcome": asdict(outcome) if outcome is not None else None,
@@ -527,10 +527,3 @@ def _reschedule(optimizer, scheduler, config: UnlearnConfig, step: int) -> None:
         group["initial_lr"] = config.lr
         group["lr"] = config.lr * factor(step)
     scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
-
-
-def _comparable(config: UnlearnConfig) -> dict:
-    """The config as a checkpoint must match it on resume (display options aside)."""
-    values = asdict(config)
-    values.pop("progress")
-    return values

@@ -113,14 +113,12 @@ class ForgetTarget:
         answered = [e for e in holdout or [] if e.prompt.strip()]
         if answered:  # scored once, on the original: the level forgetting should reach
             self.sets["holdout"] = probes(answered, MAX_FORGET_PROBES, seed)
-        passages = [e.target for e in retain or [] if not e.prompt.strip()]
         # whose perplexity the floor watches, where there are any
-        self.passages = seeded_sample(passages, MAX_RETAIN_PROBES, seed)
+        self.passages = seeded_sample(_passages(retain), MAX_RETAIN_PROBES, seed)
         # forget passages against held-out ones of their kind, where both exist: the answers
         # can go while the passages still say it (lab/RECORD.md, "The passages keep what the
         # answers lost")
-        members = [e.target for e in forget if not e.prompt.strip()]
-        unseen = [e.target for e in holdout or [] if not e.prompt.strip()]
+        members, unseen = _passages(forget), _passages(holdout)
         self.members, self.unseen = [], []
         if members and unseen:
             self.members = seeded_sample(members, MAX_FORGET_PROBES, seed)
@@ -182,6 +180,11 @@ class ForgetTarget:
             or scores[f].get("retain_ppl", 0.0) * self.floor > original[f].get("retain_ppl", 0.0)
             for f in self.formats
         )
+
+
+def _passages(examples: list[Example] | None) -> list[str]:
+    """The texts of the examples without a prompt."""
+    return [e.target for e in examples or [] if not e.prompt.strip()]
 
 
 def _same_weights(a: nn.Module, b: nn.Module) -> bool:
