@@ -1,9 +1,10 @@
 """GGUF checked where it runs: files written by llama.cpp's own converter and quantizer, codes
 compared with quail's reference grids, logits and metrics computed inside llama.cpp.
 
-Skipped without llama-cpp-python (CI does not build llama.cpp), without sentencepiece (the
-converter reads Llama tokenizers with it) and without llama.cpp's converter on this machine
-(`$QUAIL_LLAMA_CPP`, or the copy `quail export` fetches into the cache): nothing is downloaded.
+`make test` (and so CI) installs the llamacpp extra and fetches the converter first. Skipped
+without llama-cpp-python, without sentencepiece (the converter reads Llama tokenizers with it)
+and without llama.cpp's converter on this machine (`$QUAIL_LLAMA_CPP`, or the copy `quail
+export` fetches into the cache): nothing is downloaded here.
 """
 
 import copy
