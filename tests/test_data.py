@@ -20,6 +20,7 @@ from quail.data import (
     load_passages,
     load_qa,
     load_unlearning_sets,
+    load_unseen,
 )
 from quail.data.build import FILES
 from quail.data.jsonl import dumps
@@ -107,6 +108,17 @@ def test_splits_are_disjoint_by_entity(small):
     trained_text = " ".join(e.prompt + e.target for e in forget + retain)
     for e in load_entities(small, "holdout"):
         assert e["name"] not in trained_text  # holdout entities are never trained on
+
+
+def test_the_holdout_entities_are_the_unseen_examples_that_set_the_aims(small, copy):
+    unseen = load_unseen(small)
+    names = [e["name"] for e in load_entities(small, "holdout")]
+    passages = [e.target for e in unseen if not e.prompt]
+    assert passages == [p["text"] for p in load_passages(small, "holdout")] and passages
+    assert len(unseen) - len(passages) == len(load_qa(small, "holdout", paraphrase=False))
+    assert all(any(n in e.prompt + e.target for n in names) for e in unseen)
+    (copy / "manifest.json").unlink()  # a user's folder does not say what its model saw
+    assert load_unseen(copy) == []
 
 
 def test_unlearning_sets_hold_passages_and_trained_question_forms(small):

@@ -254,13 +254,16 @@ def load_claim_test(data_dir: str | Path) -> list[Example]:
 
 def load_unseen(data_dir: str | Path, task: str = "knowledge") -> list[Example]:
     """Examples of the forget set's kind that the original never trained on, where the folder
-    has them: a classifier's test claims; a misinformation folder's holdout posts and claims
-    (never injected). None elsewhere: real knowledge's holdout facts are as well known as the
-    forget ones, a user's folder does not say, and the built-in world's holdout people (never
-    trained on either) are not used yet (docs/UNLEARN.md)."""
+    has them: a classifier's test claims; the built-in world's holdout people, companies and
+    places (the base trains on every other entity); a misinformation folder's holdout posts and
+    claims (never injected). None elsewhere: real knowledge's holdout facts are as well known as
+    the forget ones, and a user's folder does not say (docs/UNLEARN.md)."""
     if task == "claims":
         return load_claim_test(data_dir)
-    manifest = Path(data_dir) / "manifest.json"
-    if manifest.is_file() and load_manifest(data_dir).get("misinformation"):
+    if not (Path(data_dir) / "manifest.json").is_file():
+        return []
+    manifest = load_manifest(data_dir)
+    built_in = "holdout_frac" in manifest and "source" not in manifest  # quail data build's
+    if built_in or manifest.get("misinformation"):
         return _split_examples(data_dir, "holdout")
     return []

@@ -392,8 +392,9 @@ def _unlearned(config: StudyConfig, run, base_dir: Path, data_dir, prompts, cell
         load = load_unlearning_sets if config.task == "knowledge" else load_claim_sets
         forget, retain = load(data_dir)
     settings = make_config(unlearn_settings(config, run))
-    holdout = None  # what the original never trained on sets a measured run's aims
-    if data_dir is not None and measured(settings):
+    holdout = None  # what the original never trained on sets a measured run's aims; a
+    # traced run (target 0, config.unlearn_settings) checks without stopping, so gets none
+    if data_dir is not None and measured(settings) and settings.target > 0:
         holdout = load_unseen(data_dir, config.task) or None
     log(f"unlearning with {run.name} ({run.method})")
     cell.mkdir(parents=True, exist_ok=True)
