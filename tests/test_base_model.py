@@ -15,10 +15,10 @@ from quail.base import (
     train_claims_classifier,
 )
 from quail.base import cache as cache_module
-from quail.base.encode import encode
-from quail.base.probes import exact_match
+from quail.base.probes import exact_match, with_eos
 from quail.base.tokenizer import train_tokenizer
 from quail.data import build_dataset, format_question, load_qa
+from quail.data.batches import encode
 from quail.data.load import qa_example
 from quail.quant import parse_spec, quantize_model
 
@@ -43,7 +43,7 @@ def test_tokenizer_is_deterministic_and_splits_prompt_from_target():
     assert a.get_vocab() == b.get_vocab()
     prompt, target = format_question("Where was Adela Okafor born?"), " Lisbon"
     example = qa_example({"question": "Where was Adela Okafor born?", "answer": "Lisbon"})
-    encoded = encode(a, example)
+    encoded = encode(with_eos([example], a), a, 256, "forget")[0]
     ids = encoded.ids
     joint = a(prompt + target)["input_ids"]
     assert ids == joint + [a.eos_token_id]

@@ -27,17 +27,15 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from quail.base import probes
 from quail.base.config import BASE_CONFIG
-from quail.base.encode import encode
 from quail.base.train import fit, map_qa
 from quail.data import load_qa, load_unlearning_sets
-from quail.data.batches import collate
+from quail.data.batches import collate, encode
 from quail.quant import (
     grid_distance,
     parse_spec,
     quantizable_modules,
     quantize_model,
     quantize_tensor,
-    quantized_weights,
     snap_onto,
 )
 
@@ -62,15 +60,14 @@ def snap(args):
     spec = parse_spec(args.grid)
     cfg = BASE_CONFIG.replace(snap=spec.name, eval_every=args.eval_every)
 
-    def passing():  # the model as it computes on the grid
-        judged = quantize_model(model, spec)
+    def passing(m, epoch):  # the model as it computes on the grid
+        judged = quantize_model(m, spec)
         scores = {k: probes.accuracy(probes.exact_match(judged, tok, v)) for k, v in sets.items()}
         print("  ", scores, flush=True)
         return min(scores.values()) >= cfg.target_accuracy
 
     t = time.perf_counter()
-    parts = quantized_weights(model, model, spec)
-    epochs = fit(model, tok, forget + retain, cfg, args.lr, args.max_epochs, passing, print, parts)
+    epochs = fit(model, tok, forget + retain, cfg, args.lr, args.max_epochs, passing, spec.name)
     snap_onto(model, spec)
     print(
         json.dumps(
@@ -135,8 +132,8 @@ def unlearn(args):
     forget, retain = load_unlearning_sets(args.data)
     fq = load_qa(args.data, "forget", False)
     rq = load_qa(args.data, "retain", False)
-    fpairs = [encode(tok, e) for e in forget]
-    rpairs = [encode(tok, e) for e in retain]
+    fpairs = encode(probes.with_eos(forget, tok), tok, 256, "forget")
+    rpairs = encode(probes.with_eos(retain, tok), tok, 256, "retain")
     rng, pad = random.Random(args.seed), tok.pad_token_id
     params = [p for n, p in model.named_parameters() if args.train_embeddings or "embed" not in n]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0)

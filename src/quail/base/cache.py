@@ -16,7 +16,7 @@ from quail.base.train import METADATA, read_metadata, train_base_model, train_cl
 from quail.errors import QuailError
 from quail.io import atomic_dir, cache_root
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: trained by the unlearning loop's finetune (was its own loop)
 # What each task's model is trained from: data files, and manifest fields that change the text.
 TASK_FILES = {
     "knowledge": ("entities.jsonl", "passages.jsonl", "qa.jsonl"),

@@ -6,11 +6,11 @@ forward pass gives the same answer as `generate` at a fraction of the cost.
 """
 
 from collections import Counter
+from dataclasses import replace
 
 import torch
 
-from quail.base.encode import encode
-from quail.data.batches import IGNORE, chunks, collate
+from quail.data.batches import IGNORE, chunks, collate, encode
 from quail.data.examples import Example
 
 
@@ -19,7 +19,7 @@ def exact_match(model, tokenizer, examples: list[Example], batch_size: int = 64)
     """For each example, whether greedy decoding from the prompt yields the target then EOS."""
     model.eval()
     out = []
-    encoded = [encode(tokenizer, e) for e in examples]
+    encoded = encode(with_eos(examples, tokenizer), tokenizer, 10**6, "probe")  # whole
     for index in chunks(len(encoded), batch_size):
         batch = collate(encoded, index, tokenizer.pad_token_id)
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
@@ -28,6 +28,12 @@ def exact_match(model, tokenizer, examples: list[Example], batch_size: int = 64)
         scored = labels != IGNORE
         out.extend(((predicted == labels) | ~scored).all(dim=1).tolist())
     return out
+
+
+def with_eos(examples: list[Example], tokenizer) -> list[Example]:
+    """Each target followed by EOS: trained on, it teaches the model to stop (the built-in
+    word-level tokenizer keeps the two apart), and exact_match checks that it does."""
+    return [replace(e, target=e.target + tokenizer.eos_token) for e in examples]
 
 
 def accuracy(flags: list[bool]) -> float:

@@ -1,30 +1,27 @@
 """Train the built-in models from scratch: the fact-knowing LM and the claims classifier.
 
-Both are Llama causal LMs trained on Examples (loss on the target), stopped as soon as the
+Both are Llama causal LMs fine-tuned from random weights by the unlearning loop's `finetune`
+(a fine-tune is a method too) on Examples whose targets end in EOS, stopped as soon as the
 exact-match accuracy on their training probes reaches the target, then optionally snapped onto
-a quantization grid: trained on through it with straight-through weights until the quantized
-model passes too, then rounded onto it (quail.quant.straight_through). The folders they write
-load in plain transformers.
+a quantization grid: trained on through it with `finetune_ste` (straight-through weights) until
+the quantized model passes too, then rounded onto it. The folders they write load in plain
+transformers.
 """
 
 import contextlib
 import json
 import math
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch.func import functional_call
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from quail.base import probes
 from quail.base.config import BASE_CONFIG, CLASSIFIER_CONFIG, BaseConfig
-from quail.base.encode import encode
 from quail.base.tokenizer import train_tokenizer
 from quail.data import load_claims, load_passages, load_qa
-from quail.data.batches import collate
 from quail.data.examples import Example
 from quail.data.load import (
     claim_example,
@@ -36,16 +33,12 @@ from quail.data.load import (
 )
 from quail.data.render import QUESTION_FORMAT, format_question
 from quail.io import atomic_dir, atomic_write_json, check_output_dir
-from quail.quant import (
-    grid_distance,
-    parse_spec,
-    quantize_model,
-    quantized_weights,
-    snap_onto,
-    ste_weights,
-)
+from quail.quant import grid_distance, parse_spec, quantize_model, snap_onto
+from quail.unlearning.config import make_config
+from quail.unlearning.loop import train
 
 METADATA = "quail_base.json"
+MAX_LENGTH = 256  # the built model's positions
 
 
 def build_model(tokenizer, config: BaseConfig) -> LlamaForCausalLM:
@@ -58,7 +51,7 @@ def build_model(tokenizer, config: BaseConfig) -> LlamaForCausalLM:
         num_hidden_layers=config.num_layers,
         num_attention_heads=config.num_heads,
         num_key_value_heads=config.num_heads,
-        max_position_embeddings=256,
+        max_position_embeddings=MAX_LENGTH,
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -74,69 +67,51 @@ def fit(
     config: BaseConfig,
     lr: float,
     max_epochs: int,
-    done: Callable[[], bool],
-    log: Callable[[str], None],
-    parts: dict | None = None,
+    passing: Callable[[torch.nn.Module, int], bool],
+    grid: str | None = None,
 ) -> int:
-    """AdamW with linear warm-up; every `eval_every` epochs ask `done()`. Returns epochs run.
-    With `parts` ({weight name: spec}), the forward pass computes with straight-through
-    quantized weights."""
-    encoded = [encode(tokenizer, e) for e in examples]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0)
-    order_rng = random.Random(config.seed)
-    step = 0
-    for epoch in range(1, max_epochs + 1):
-        model.train()
-        order = list(range(len(encoded)))
-        order_rng.shuffle(order)
-        total = 0.0
-        for start in range(0, len(order), config.batch_size):
-            index = order[start : start + config.batch_size]
-            batch = collate(encoded, index, tokenizer.pad_token_id)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * min(1.0, (step + 1) / max(1, config.warmup_steps))
-            inputs = {
-                "input_ids": batch.input_ids,
-                "attention_mask": batch.attention_mask,
-                "labels": batch.labels,
-            }
-            if parts:
-                loss = functional_call(model, ste_weights(model, parts), (), inputs).loss
-            else:
-                loss = model(**inputs).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            step += 1
-            total += loss.item()
-        if epoch % config.eval_every == 0 or epoch == max_epochs:
-            log(f"epoch {epoch} loss {total / math.ceil(len(order) / config.batch_size):.4f}")
-            if done():
-                return epoch
-    return max_epochs
+    """Up to `max_epochs` passes of the unlearning loop's fine-tune over `examples` (on `grid`'s
+    straight-through weights where given), asking `passing(model, epoch)` every `eval_every`
+    epochs; stops when it says so. Returns the epochs run."""
+    per_epoch = math.ceil(len(examples) / config.batch_size)
+    settings = {
+        "method": "finetune_ste" if grid else "finetune", "quant": grid, "lr": lr,
+        "steps": max_epochs * per_epoch, "batch_size": config.batch_size,
+        "warmup_steps": config.warmup_steps, "weight_decay": 0.0, "max_length": MAX_LENGTH,
+        "seed": config.seed, "check_every": config.eval_every * per_epoch, "progress": False,
+    }  # fmt: skip
+    result = train(
+        model,
+        tokenizer,
+        probes.with_eos(examples, tokenizer),
+        None,
+        make_config(settings),
+        until=lambda m, step: passing(m, math.ceil(step / per_epoch)),
+    )
+    return math.ceil(len(result.curves) / per_epoch)
 
 
 def _train_and_snap(model, tokenizer, examples, probe_sets, config, log) -> dict:
     """Phase 1 until the probes pass, phase 2 (straight-through on the grid) until they pass
     again with quantized weights. Returns epochs and timings."""
 
-    def passing(grid=None) -> Callable[[], bool]:
+    def passing(grid=None) -> Callable[[torch.nn.Module, int], bool]:
         """Whether every probe set passes, the model judged quantized on `grid` where given."""
 
-        def check() -> bool:
-            judged = quantize_model(model, grid) if grid else model
+        def check(m, epoch: int) -> bool:
+            judged = quantize_model(m, parse_spec(grid)) if grid else m
             scores = {
                 k: probes.accuracy(probes.exact_match(judged, tokenizer, v))
                 for k, v in probe_sets.items()
             }
-            log("  " + ", ".join(f"{k} {s:.3f}" for k, s in scores.items()))
+            m.train()  # exact_match left it in eval mode; the loop goes on training it
+            log(f"epoch {epoch}: " + ", ".join(f"{k} {s:.3f}" for k, s in scores.items()))
             return min(scores.values()) >= config.target_accuracy
 
         return check
 
     t0 = time.perf_counter()
-    epochs = fit(model, tokenizer, examples, config, config.lr, config.max_epochs, passing(), log)
+    epochs = fit(model, tokenizer, examples, config, config.lr, config.max_epochs, passing())
     out = {"epochs": epochs, "train_seconds": round(time.perf_counter() - t0, 1)}
     if config.snap:
         spec = parse_spec(config.snap)
@@ -148,9 +123,8 @@ def _train_and_snap(model, tokenizer, examples, probe_sets, config, log) -> dict
             config,
             config.snap_lr,
             config.snap_max_epochs,
-            passing(spec),
-            log,
-            quantized_weights(model, model, spec),
+            passing(config.snap),
+            config.snap,
         )
         snap_onto(model, spec)
         out["snap_seconds"] = round(time.perf_counter() - t1, 1)

@@ -88,7 +88,9 @@ def train(
     device = accelerator.device
     pad_id = _pad_id(tokenizer)
     forget_enc = encode(forget, tokenizer, config.max_length, "forget")
-    retain_enc = encode(retain, tokenizer, config.max_length, "retain") if method.retain else None
+    retain_enc = (
+        encode(retain, tokenizer, config.max_length, "retain") if method.retain and retain else None
+    )
     if config.dtype == "bf16_pure":
         model.to(torch.bfloat16)
     model.to(device).eval()

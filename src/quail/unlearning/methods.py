@@ -95,8 +95,10 @@ def npo_klr(s: Step):
 
 def finetune(s: Step):
     """Learn the forget set while keeping the retain set: a fine-tune is a method too (the
-    misinformation study injects its false claims with it; a relearning attack is one)."""
-    return {"forget": losses.nll(s.forget.logits, s.forget.targets)} | gdr(s)
+    misinformation study injects its false claims with it; a relearning attack is one; the
+    built-in models learn their facts with it, from random weights and with no retain set)."""
+    learn = {"forget": losses.nll(s.forget.logits, s.forget.targets)}
+    return learn | gdr(s) if s.retain_batch is not None else learn
 
 
 def quail_hinge(s: Step):
