@@ -278,6 +278,25 @@ def test_dotted_overrides_set_one_entry_of_a_mapping():
     assert config.eval_limit == 7 and config.specs == ["fp", "rtn-int8-channel-sym"]
 
 
+def test_a_quail_run_given_a_baselines_lr_is_warned_of_before_any_work():
+    from quail.study.runner import _warn_lr
+
+    config = study_config(
+        {
+            "methods": [
+                "ga_gdr",
+                "quail",
+                {"name": "quail_slow", "method": "quail", "overrides": {"lr": 1e-5}},
+            ],
+            "unlearn": {"lr": 1e-5, "steps": 10},
+            "analysis_specs": ["int4"],
+        }
+    )
+    lines = []
+    _warn_lr(config, lines.append)
+    assert len(lines) == 1 and lines[0].startswith("warning: quail_slow: lr=1e-05 is in steps")
+
+
 def test_quail_keeps_its_own_settings_over_the_baselines_shared_budget():
     """A study's shared `unlearn` sizes the baselines; quail starts from its own lr, steps and
     check frequency whatever the study says, and only its own overrides change them."""

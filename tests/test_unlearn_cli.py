@@ -38,6 +38,15 @@ def test_unlearn_command_writes_a_model_folder_and_run_json(folders, tmp_path):
     assert run["config"]["method"] == "quail" and run["config"]["steps"] == 3
     assert run["config"]["lr"] == 1e-3 and run["config"]["quant"] == "rtn-int4-g16"
     assert (out / "model.safetensors").is_file()
+    assert "warning" not in result.output  # 1e-3 is within 10x of quail's default lr
+
+
+def test_quail_given_a_baselines_lr_is_warned_that_it_counts_in_grid_steps(folders, tmp_path):
+    args = unlearn_args(folders, tmp_path / "out", "--method", "quail", "--quant", "rtn-int4-g16")
+    result = CliRunner().invoke(app, [*args, "lr=3e-5", "steps=2", "progress=false"])
+    assert result.exit_code == 0, result.output
+    assert "warning: lr=3e-05 is in steps of the grid" in result.output
+    assert "6e-05 of a step in 2 steps" in result.output
 
 
 @pytest.mark.parametrize(

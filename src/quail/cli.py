@@ -420,13 +420,15 @@ def unlearn_command(
     from quail.io import check_output_dir, claimed
     from quail.models import load_model, load_tokenizer
     from quail.unlearning import load_config, unlearn
-    from quail.unlearning.config import measured
+    from quail.unlearning.config import lr_warning, measured
 
     if task not in ("knowledge", "claims"):
         raise QuailError(f"unknown task {task!r}: use knowledge or claims")
     flags = [f"{k}={v}" for k, v in (("method", method), ("quant", quant)) if v is not None]
     settings = load_config(config, flags + list(overrides or []))
     _check_sources(data, forget, retain, task, test)
+    if warning := lr_warning(settings):
+        err_console.print(f"warning: {warning}", soft_wrap=True)
     tokenizer = None  # unlearn loads the model's own, or takes the one loaded here
     holdout = None  # what the original never trained on sets a measured run's aims
     aims = measured(settings)

@@ -48,6 +48,7 @@ def run_study(
     if not state.is_main_process:
         log = _silent
     _check_inputs(config, verify)
+    _warn_lr(config, log)
     with state.main_process_first():
         if state.is_main_process:
             _claim_output(config, out, overwrite)
@@ -228,6 +229,16 @@ def _same_settings(config: StudyConfig, run, cell: Path) -> None:
 def _qa_files(config: StudyConfig) -> bool:
     """The study asks the user's own question or text files as they are (no data folder)."""
     return source_name(config) == "files"
+
+
+def _warn_lr(config: StudyConfig, log: Callable[[str], None]) -> None:
+    """Say before any work which runs' lr cannot move their shipped model (a baseline's lr
+    given to quail)."""
+    from quail.unlearning.config import lr_warning, make_config
+
+    for run in config.methods:
+        if warning := lr_warning(make_config(unlearn_settings(config, run))):
+            log(f"warning: {run.name}: {warning}")
 
 
 def _check_inputs(config: StudyConfig, verify: bool) -> None:

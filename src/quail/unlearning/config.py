@@ -204,6 +204,21 @@ def update_rule(config: UnlearnConfig) -> str:
     return METHODS[config.method].update if config.update == "auto" else config.update
 
 
+def lr_warning(config: UnlearnConfig) -> str | None:
+    """Where sign steps on the grid get an lr far below quail's: it counts in steps of the grid,
+    and a baseline's lr (1e-5 to 1e-4) then moves no weight across a bucket (a run seen to do
+    nothing for 600 steps)."""
+    default = dict(METHODS["quail"].defaults)["lr"]
+    if update_rule(config) != "grid_sign" or config.lr >= default / 10:
+        return None
+    return (
+        f"lr={config.lr:g} is in steps of the grid for update=grid_sign ({config.method}'s "
+        f"default {default:g}): at {config.lr * config.steps:.2g} of a step in {config.steps} "
+        "steps, few weights can leave their bucket and the shipped model barely changes; drop "
+        "lr to use the default"
+    )
+
+
 def measured(config: UnlearnConfig) -> bool:
     return config.measure or METHODS[config.method].measured
 
