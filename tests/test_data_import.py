@@ -3,6 +3,7 @@ a data folder that quail's loaders, `quail evaluate` and `quail unlearn` read un
 input is one line and exit 2, with nothing written."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -164,6 +165,51 @@ def test_tofu_files_as_a_json_list_or_parquet_read_as_json_lines_do(tmp_path, wr
     import_data("tofu", tofu_copy(tmp_path / "a"), as_lines)
     import_data("tofu", tofu_copy(tmp_path / "b", write=write), other)
     assert (other / "qa.jsonl").read_bytes() == (as_lines / "qa.jsonl").read_bytes()
+
+
+def test_a_tofu_hub_name_imports_the_hubs_files_as_a_local_copy(tmp_path, monkeypatch):
+    """No network in tests: the download is replaced by a folder in the hub repository's
+    layout, and the import must equal the one from that folder."""
+    import huggingface_hub
+
+    hub_files = tofu_copy(tmp_path / "hub")
+    asked = {}
+
+    def snapshot_download(repo_id, repo_type, allow_patterns):
+        asked.update(repo_id=repo_id, repo_type=repo_type)
+        return str(hub_files)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    result = cli("data", "import", "--format", "tofu", "locuslab/TOFU", "--out", tmp_path / "a")
+    assert result.exit_code == 0, result.output
+    assert asked == {"repo_id": "locuslab/TOFU", "repo_type": "dataset"}
+    import_data("tofu", hub_files, tmp_path / "b")
+    assert contents(tmp_path / "a") == contents(tmp_path / "b")
+
+
+def test_a_tofu_hub_name_that_cannot_be_fetched_is_one_line_and_writes_nothing(
+    tmp_path, monkeypatch
+):
+    import huggingface_hub
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    def missing(*args, **kwargs):
+        response = SimpleNamespace(headers={}, request=None)  # what the error reads of it
+        raise RepositoryNotFoundError("404", response=response)
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no route to host")
+
+    for fake, code, message in (
+        (missing, 2, "neither a local folder nor a dataset on the Hugging Face Hub"),
+        (offline, 1, "could not download the dataset someone/tofu from the Hugging Face Hub"),
+    ):
+        monkeypatch.setattr(huggingface_hub, "snapshot_download", fake)
+        out = tmp_path / "out"
+        result = cli("data", "import", "--format", "tofu", "someone/tofu", "--out", out)
+        assert result.exit_code == code, result.output
+        assert message in result.output and len(result.output.strip().splitlines()) == 1
+        assert not out.exists()
 
 
 # --- MUSE ---------------------------------------------------------------------------------------

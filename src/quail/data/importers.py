@@ -11,6 +11,7 @@ its passages and probes take its split, so every record's split is its entity's 
 The claims format (text,label records: quail.data.classification) writes claims.jsonl instead.
 """
 
+import errno
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,8 @@ SPLITS = ("forget", "retain", "holdout")
 # default max_length (256 tokens) whole instead of losing its start.
 PASSAGE_WORDS = 160
 SOURCE = {  # what SRC is, per format
-    "tofu": "a local TOFU copy (locuslab/TOFU's forget10.json, retain90.json, ...)",
+    "tofu": "a local TOFU copy (locuslab/TOFU's forget10.json, retain90.json, ...), or its hub "
+    "name",
     "muse": "a local MUSE copy (raw/, knowmem/, verbmem/, as muse_bench's data/news)",
     "qa": "forget.* and retain.* files",
     "text": "forget.* and retain.* files",
@@ -163,7 +165,7 @@ def read_source(fmt: str, src, options: ImportOptions = ImportOptions()) -> Impo
         return _claims(src, options)
     folder = Folder()
     if fmt == "tofu":
-        _tofu(_source_dir(src, fmt), options, folder)
+        _tofu(_source_dir(hub_copy(src) or src, fmt), options, folder)
     elif fmt == "muse":
         _muse(_source_dir(src, fmt), options, folder)
     else:
@@ -213,6 +215,38 @@ def _check_options(fmt: str, src, options: ImportOptions) -> None:
     template = options.question_template
     if template is not None and "{question}" not in template:
         raise QuailError(f"--question-template {template!r} has no {{question}}; add it")
+
+
+HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
+
+
+def hub_copy(src) -> Path | None:
+    """Where SRC is no local path but names a Hugging Face Hub dataset (owner/name), a local
+    copy of its tables (downloaded once, into the hub's own cache); None otherwise. Only TOFU's
+    hub files have the layout of its local copy: MUSE's hub files do not (its importer reads the
+    GitHub repository's)."""
+    if src is None or Path(src).exists() or not HUB_NAME.fullmatch(str(src)):
+        return None
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        folder = snapshot_download(
+            str(src), repo_type="dataset", allow_patterns=[f"*{s}" for s in TABLES]
+        )
+    except RepositoryNotFoundError:
+        raise QuailError(
+            f"{src} is neither a local folder nor a dataset on the Hugging Face Hub: check the "
+            "name, or pass the folder of a local copy"
+        ) from None
+    except Exception as error:  # offline, a proxy, a timeout: the machine, not the input
+        raise OSError(
+            errno.ENETUNREACH,
+            f"could not download the dataset {src} from the Hugging Face Hub "
+            f"({type(error).__name__}); download it where the hub is reachable (hf download "
+            f"{src} --repo-type dataset --local-dir DIR) and pass DIR",
+        ) from None
+    return Path(folder)
 
 
 def _source_dir(src, fmt: str) -> Path:
