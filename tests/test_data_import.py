@@ -259,6 +259,36 @@ def test_muse_raw_text_knowmem_and_verbmem_become_passages_and_probes(tmp_path):
     assert data.passages["holdout"] and data.passages["forget"]  # what MIA (mia_auc) compares
 
 
+def muse_hub_copy(root):
+    """muse_copy's contents as MUSE's hub repository lays them out: one Parquet shard a table,
+    raw text as records of `text`."""
+    shard = "-00000-of-00001.parquet"
+    raw = {"forget": FORGET_TEXT, "retain1": "The council met.\n\nTaxes rose."}
+    raw["holdout"] = "A story never trained on."
+    for name, text in raw.items():
+        parquet(root / f"raw/{name}{shard}", [{"text": text}])
+    parquet(root / f"verbmem/forget{shard}", [{"prompt": "The mayor", "gt": "opened the bridge"}])
+    parquet(
+        root / f"knowmem/forget_qa{shard}", [{"question": "Who opened it?", "answer": "The mayor"}]
+    )
+    parquet(root / f"knowmem/retain_qa{shard}", [{"question": "Who met?", "answer": "The council"}])
+    parquet(root / f"knowmem/retain_qa_icl{shard}", ICL)
+    return root
+
+
+def test_a_muse_hub_name_imports_the_hubs_parquet_shards_as_the_github_copy(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    hub_files = muse_hub_copy(tmp_path / "hub")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: str(hub_files))
+    args = ("--format", "muse", "--passage-words", "8", "--out")
+    result = cli("data", "import", "muse-bench/MUSE-News", *args, tmp_path / "a")
+    assert result.exit_code == 0, result.output
+    assert cli("data", "import", muse_copy(tmp_path / "gh"), *args, tmp_path / "b").exit_code == 0
+    assert contents(tmp_path / "a") == contents(tmp_path / "b")
+    assert load_eval_data(tmp_path / "a").qa["forget"][0].prompt.startswith("Question: Who opened")
+
+
 def test_split_passages_cuts_windows_of_words_that_are_excerpts_of_the_text():
     passages = split_passages(FORGET_TEXT, 8)
     assert passages[0] == "The mayor opened the bridge on Monday.\n\nw0"  # line breaks kept

@@ -508,7 +508,8 @@ def data_import(
     src: Annotated[
         Path | None,
         typer.Argument(
-            help="Folder: a TOFU or MUSE copy, or forget.*, retain.*, holdout.* (claims: test.*)."
+            help="Folder: a TOFU or MUSE copy (or its hub name, e.g. locuslab/TOFU), or forget.*, "
+            "retain.*, holdout.* (claims: test.*)."
         ),
     ] = None,
     split: Annotated[

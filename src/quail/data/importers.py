@@ -43,7 +43,8 @@ PASSAGE_WORDS = 160
 SOURCE = {  # what SRC is, per format
     "tofu": "a local TOFU copy (locuslab/TOFU's forget10.json, retain90.json, ...), or its hub "
     "name",
-    "muse": "a local MUSE copy (raw/, knowmem/, verbmem/, as muse_bench's data/news)",
+    "muse": "a local MUSE copy (raw/, knowmem/, verbmem/, as muse_bench's data/news), or its "
+    "hub name",
     "qa": "forget.* and retain.* files",
     "text": "forget.* and retain.* files",
     "claims": "forget.*, retain.* and test.* files of text,label records",
@@ -167,7 +168,7 @@ def read_source(fmt: str, src, options: ImportOptions = ImportOptions()) -> Impo
     if fmt == "tofu":
         _tofu(_source_dir(hub_copy(src) or src, fmt), options, folder)
     elif fmt == "muse":
-        _muse(_source_dir(src, fmt), options, folder)
+        _muse(_source_dir(hub_copy(src) or src, fmt), options, folder)
     else:
         _user_files(fmt, src, options, folder)
     if options.question_template is not None:
@@ -221,10 +222,9 @@ HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
 
 
 def hub_copy(src) -> Path | None:
-    """Where SRC is no local path but names a Hugging Face Hub dataset (owner/name), a local
-    copy of its tables (downloaded once, into the hub's own cache); None otherwise. Only TOFU's
-    hub files have the layout of its local copy: MUSE's hub files do not (its importer reads the
-    GitHub repository's)."""
+    """Where SRC is no local path but names a Hugging Face Hub dataset (owner/name: locuslab/TOFU,
+    muse-bench/MUSE-News), a local copy of its tables (downloaded once, into the hub's own
+    cache); None otherwise. The importers read it as they read a local copy."""
     if src is None or Path(src).exists() or not HUB_NAME.fullmatch(str(src)):
         return None
     from huggingface_hub import snapshot_download
@@ -404,8 +404,16 @@ def _muse(src: Path, options: ImportOptions, folder: Folder) -> None:
 
 
 def _muse_text(src: Path, name: str, split: str, words: int, folder: Folder) -> None:
+    """The GitHub copy's raw text file, or the hub copy's table of it (one document a record,
+    in `text`), as passages of `words` words."""
+    table = _table(src, name.removesuffix(".txt"))
     if (src / name).is_file():
         _text_file(src / name, name, split, words, folder)
+    elif table is not None:
+        eid = folder.entity(table, _name(table, src), split)
+        for number, row in _numbered(table):
+            for passage in split_passages(_text(row, "text", f"{table}, record {number}"), words):
+                folder.passage(eid, passage)
     else:
         folder.missing.append(name)
 
@@ -553,8 +561,11 @@ def split_passages(text: str, words: int) -> list[str]:
 
 
 def _table(root: Path, stem: str) -> Path | None:
-    """`root/stem` with the first table ending it exists with."""
-    return next((p for s in TABLES if (p := root / f"{stem}{s}").is_file()), None)
+    """`root/stem` with the first table ending it exists with, or the hub's single Parquet
+    shard of it (`stem-00000-of-00001.parquet`, as MUSE's hub copy names its tables)."""
+    found = next((p for s in TABLES if (p := root / f"{stem}{s}").is_file()), None)
+    shard = root / f"{stem}-00000-of-00001.parquet"
+    return found or (shard if shard.is_file() else None)
 
 
 def _rows(path: Path) -> list[dict]:
