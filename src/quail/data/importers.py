@@ -1,8 +1,9 @@
 """Import TOFU, MUSE, or the user's own forget/retain files as a quail data folder.
 
 `quail data import --format tofu|muse|qa|text|claims SRC --out DIR` (docs/DATA.md, "Importing TOFU,
-MUSE, or your own files"). Importers read local files only (JSON, JSON lines, CSV, Parquet,
-plain text; never pickle), check everything before anything is written, and hand the records to
+MUSE, or your own files"). Importers read local files (JSON, JSON lines, CSV, Parquet, plain
+text; never pickle; TOFU and MUSE by hub name are downloaded first: `hub_copy`), check
+everything before anything is written, and hand the records to
 `write_data_folder`, the one writer of the layout: the folder appears whole or not at all, and
 `unlearn`, `evaluate` and `run` read it as they read a built one.
 
