@@ -99,7 +99,7 @@ def _train_and_snap(model, tokenizer, examples, probe_sets, config, log) -> dict
         """Whether every probe set passes, the model judged quantized on `grid` where given."""
 
         def check(m, epoch: int) -> bool:
-            judged = quantize_model(m, parse_spec(grid)) if grid else m
+            judged = quantize_model(m, grid) if grid else m
             scores = {
                 k: probes.accuracy(probes.exact_match(judged, tokenizer, v))
                 for k, v in probe_sets.items()
@@ -123,7 +123,7 @@ def _train_and_snap(model, tokenizer, examples, probe_sets, config, log) -> dict
             config,
             config.snap_lr,
             config.snap_max_epochs,
-            passing(config.snap),
+            passing(spec),
             config.snap,
         )
         snap_onto(model, spec)
