@@ -407,10 +407,9 @@ def _muse(src: Path, options: ImportOptions, folder: Folder) -> None:
 def _muse_text(src: Path, name: str, split: str, words: int, folder: Folder) -> None:
     """The GitHub copy's raw text file, or the hub copy's table of it (one document a record,
     in `text`), as passages of `words` words."""
-    table = _table(src, name.removesuffix(".txt"))
     if (src / name).is_file():
         _text_file(src / name, name, split, words, folder)
-    elif table is not None:
+    elif (table := _table(src, name.removesuffix(".txt"))) is not None:
         eid = folder.entity(table, _name(table, src), split)
         for number, row in _numbered(table):
             for passage in split_passages(_text(row, "text", f"{table}, record {number}"), words):
