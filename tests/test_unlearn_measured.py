@@ -80,17 +80,17 @@ def test_a_broken_utility_floor_goes_back_to_the_last_check_that_kept_it(monkeyp
 
 def test_the_floor_watches_the_perplexity_of_retain_passages_where_there_are_any():
     """Retain answers can all stay right while general text decays: where the retain set has
-    passages, the floor also breaks once their perplexity rises above the original's / floor."""
+    passages, the floor also breaks once the perplexity of those it watches rises above the
+    original's / floor."""
     from quail.evaluation.metrics import perplexity
     from quail.unlearning.target import ForgetTarget
 
     forget, retain = tiny.split()
-    passages = [Example("", f"{e.prompt}{e.target}") for e in retain[:6]]
+    texts = [f"{e.prompt}{e.target}" for e in retain[:6]]
     model, tok = snapped(), tiny.tokenizer()
-    with_text = ForgetTarget(tok, forget, retain + passages, [GRID], 0.1, 0.8)
+    with_text = ForgetTarget(tok, forget, retain, [GRID], 0.1, 0.8, watched=texts)
     answers_only = ForgetTarget(tok, forget, retain, [GRID], 0.1, 0.8)
     scores = with_text.measure(model)
-    texts = [p.target for p in passages]
     assert scores["fp"]["retain_ppl"] == pytest.approx(perplexity(model, tok, texts))
     assert "retain_ppl" not in answers_only.measure(model)["fp"]
 
@@ -108,6 +108,44 @@ def test_the_floor_watches_the_perplexity_of_retain_passages_where_there_are_any
                    checks=[{"step": 20, "scores": kept}]).statement(0.1, 0.8)  # fmt: skip
     assert f"{GRID} forget 50.0/50.0 retain 90.0/90.0 perplexity 2.4/2" in said
     assert "perplexity rose above 1/0.8" in said
+
+
+def test_the_watched_passages_are_a_seeded_quarter_of_the_retain_passages_never_trained_on(
+    monkeypatch,
+):
+    """Trained-on passages get easier the whole run, whatever happens to general text: the floor
+    watches retain passages the retain term never sees."""
+    from quail.unlearning import loop
+    from quail.unlearning.target import withhold
+
+    forget, retain = tiny.split()
+    passages = [Example("", f"{e.prompt}{e.target}") for e in retain]
+    kept, watched = withhold(retain + passages, seed=3)
+    assert len(watched) == len(passages) // 4 > 0
+    assert set(watched) <= {p.target for p in passages}
+    assert len(kept) == len(retain) + len(passages) - len(watched)
+    assert not {e.target for e in kept if not e.prompt} & set(watched)
+    assert withhold(retain + passages, seed=3)[1] == watched != withhold(retain + passages, 4)[1]
+    assert withhold(retain + passages[:3], seed=3) == (retain + passages[:3], [])
+
+    trained, seen = {}, {}
+    encode, target = loop.encode, loop.ForgetTarget
+
+    def spy_encode(examples, tokenizer, max_length, kind):
+        trained.setdefault(kind, [e.target for e in examples])
+        return encode(examples, tokenizer, max_length, kind)
+
+    def spy_target(*args):
+        seen["watched"] = args[-1]
+        return target(*args)
+
+    monkeypatch.setattr(loop, "encode", spy_encode)
+    monkeypatch.setattr(loop, "ForgetTarget", spy_target)
+    config = SETTINGS | {"steps": 2, "seed": 3}
+    unlearn(snapped(), forget, retain + passages, config, tokenizer=tiny.tokenizer())
+    assert seen["watched"] == watched
+    assert not set(trained["retain"]) & set(watched)
+    assert len(trained["retain"]) == len(kept)
 
 
 def test_a_run_whose_budget_ends_hands_over_the_check_that_came_closest(monkeypatch):

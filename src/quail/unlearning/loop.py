@@ -50,7 +50,7 @@ from quail.unlearning.reference import (
 )
 from quail.unlearning.signum import Signum, grid_groups
 from quail.unlearning.sure import RowMask, row_masks, row_saliency
-from quail.unlearning.target import ForgetTarget, Outcome
+from quail.unlearning.target import ForgetTarget, Outcome, withhold
 
 
 @dataclass
@@ -87,6 +87,9 @@ def train(
     set_seed(config.seed)
     device = accelerator.device
     pad_id = _pad_id(tokenizer)
+    watched = []  # retain passages the utility floor watches, never trained on (target.py)
+    if measured(config):
+        retain, watched = withhold(retain, config.seed)
     forget_enc = encode(forget, tokenizer, config.max_length, "forget")
     retain_enc = (
         encode(retain, tokenizer, config.max_length, "retain") if method.retain and retain else None
@@ -157,6 +160,7 @@ def train(
             config.utility_floor,
             config.seed,
             holdout,
+            watched,
         )
     outcome = Outcome() if target else None
 

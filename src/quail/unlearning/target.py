@@ -11,9 +11,12 @@ misinformation folder's never-injected posts), it also needs the forget passages
 from those by Min-K% membership AUC: answers can go while the passages still say the same
 (SmolLM2 misinformation: claims 100 -> 19, posts naming the false capital 69 -> 50). The
 utility floor breaks when, in some format, the retain score falls below `utility_floor`
-times the original's or, where the retain set has passages, their perplexity rises above the
-original's divided by `utility_floor` (answers alone let general text decay unseen: on SmolLM2
-misinformation retain stayed at 100 while held-out perplexity rose 1.6x). A run stops at the
+times the original's or, where the retain set has passages, the perplexity of those it watches
+rises above the original's divided by `utility_floor` (answers alone let general text decay
+unseen: on SmolLM2 misinformation retain stayed at 100 while held-out perplexity rose 1.6x).
+It watches passages the retain term never trains on (`withhold`): trained-on passages get
+easier the whole run, so theirs fell while general text decayed (SmolLM2 misinformation at 600
+steps: 2.22 -> 1.30 while held-out perplexity rose 1.29x). A run stops at the
 first check where the target holds; where the floor breaks it goes back to the last check that
 kept the floor and goes on with half the lr, at most a few times (loop.MAX_BACKTRACKS), then
 stops there. A run whose budget ends first hands over the check, among those that kept the
@@ -22,6 +25,7 @@ least): forgetting can drift back late in a run (SmolLM2 real knowledge: 52 at s
 300).
 """
 
+import random
 from dataclasses import dataclass, field
 
 import torch
@@ -34,6 +38,18 @@ from quail.quant import parse_spec, quantize_model
 
 MAX_FORGET_PROBES = 128
 MAX_RETAIN_PROBES = 64
+WATCH_ONE_IN = 4  # of the retain passages, this share is watched, not trained on
+
+
+def withhold(retain: list[Example] | None, seed: int) -> tuple[list[Example], list[str]]:
+    """(the retain examples to train on, the passages the floor watches): a seeded one in
+    `WATCH_ONE_IN` of the retain passages, at most MAX_RETAIN_PROBES, leaves training. With
+    fewer passages than `WATCH_ONE_IN` none is withheld and none watched."""
+    passages = [e for e in retain or [] if not e.prompt.strip()]
+    count = min(len(passages) // WATCH_ONE_IN, MAX_RETAIN_PROBES)
+    watched = random.Random(seed).sample(passages, count)
+    ids = {id(e) for e in watched}
+    return [e for e in retain or [] if id(e) not in ids], [e.target for e in watched]
 
 
 def probes(examples: list[Example], limit: int, seed: int) -> list[Example]:
@@ -102,7 +118,9 @@ class Outcome:
 class ForgetTarget:
     """Checks a model against the original's scores in each format."""
 
-    def __init__(self, tokenizer, forget, retain, formats, target, floor, seed=0, holdout=None):
+    def __init__(
+        self, tokenizer, forget, retain, formats, target, floor, seed=0, holdout=None, watched=()
+    ):
         self.tokenizer = tokenizer
         self.formats = ["fp"] + [f for f in formats if not parse_spec(f).is_fp]
         self.target, self.floor = target, floor
@@ -113,8 +131,7 @@ class ForgetTarget:
         answered = [e for e in holdout or [] if e.prompt.strip()]
         if answered:  # scored once, on the original: the level forgetting should reach
             self.sets["holdout"] = probes(answered, MAX_FORGET_PROBES, seed)
-        # whose perplexity the floor watches, where there are any
-        self.passages = seeded_sample(_passages(retain), MAX_RETAIN_PROBES, seed)
+        self.passages = list(watched)  # whose perplexity the floor watches (`withhold`)
         # forget passages against held-out ones of their kind, where both exist: the answers
         # can go while the passages still say it (lab/RECORD.md, "The passages keep what the
         # answers lost")
