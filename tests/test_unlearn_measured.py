@@ -98,16 +98,17 @@ def test_the_floor_watches_the_perplexity_of_retain_passages_where_there_are_any
     # retain answers intact in both formats; the grid's passages at 2.4 / 2.6 x 0.8 vs 2.0
     kept = {f: dict(original[f]) for f in original} | {GRID: original[GRID] | {"retain_ppl": 2.4}}
     broke = kept | {GRID: original[GRID] | {"retain_ppl": 2.6}}
-    assert not with_text.floor_broken(kept, original)
-    assert with_text.floor_broken(broke, original)
-    assert not answers_only.floor_broken(
+    assert not with_text.fluency_lost(kept, original)
+    assert with_text.fluency_lost(broke, original)
+    assert not with_text.retain_lost(broke, original)
+    assert not answers_only.fluency_lost(
         {f: {"forget": 50.0, "retain": 90.0} for f in original},
         {f: {"forget": 50.0, "retain": 90.0} for f in original},
     )
-    said = Outcome(reason="utility floor", step=20, original=original,
+    said = Outcome(reason="budget", step=20, original=original,
                    checks=[{"step": 20, "scores": kept}]).statement(0.1, 0.8)  # fmt: skip
     assert f"{GRID} forget 50.0/50.0 retain 90.0/90.0 perplexity 2.4/2" in said
-    assert "perplexity rose above 1/0.8" in said
+    assert "watched passages' perplexity at most 1/0.8 x" in said
 
 
 def test_the_watched_passages_are_a_seeded_quarter_of_the_retain_passages_never_trained_on(

@@ -105,10 +105,11 @@ class Outcome:
         )
         why = {
             "target": f"the target ({aim}) holds in every format",
-            "utility floor": f"retain fell below {floor:g} x the original's (or its passages' "
-            f"perplexity rose above 1/{floor:g} x); kept step {self.step}",
+            "utility floor": f"retain fell below {floor:g} x the original's; kept step {self.step}",
             "budget": "the step budget ran out before the target held in every format; "
-            f"kept step {self.step}, the check that came closest",
+            f"kept step {self.step}, the check that came closest of those above the floor "
+            f"(retain at least {floor:g} x the original's, watched passages' perplexity at "
+            f"most 1/{floor:g} x)",
         }[self.reason]
         if self.backtracks:
             why += f", after going back to the last check above the floor {self.backtracks} times"
@@ -191,10 +192,15 @@ class ForgetTarget:
                 gaps.append(100 * (scores[f]["passages_auc"] - self.passages_aim(original[f])))
         return tuple(sorted(gaps, reverse=True))
 
-    def floor_broken(self, scores: dict, original: dict) -> bool:
+    def retain_lost(self, scores: dict, original: dict) -> bool:
+        """Retain answers below the floor in some format: the run goes back (loop.py)."""
+        return any(scores[f]["retain"] < self.floor * original[f]["retain"] for f in self.formats)
+
+    def fluency_lost(self, scores: dict, original: dict) -> bool:
+        """The watched passages' perplexity above the original's / floor in some format: the
+        check is not kept, and the run goes on (loop.py)."""
         return any(
-            scores[f]["retain"] < self.floor * original[f]["retain"]
-            or scores[f].get("retain_ppl", 0.0) * self.floor > original[f].get("retain_ppl", 0.0)
+            scores[f].get("retain_ppl", 0.0) * self.floor > original[f].get("retain_ppl", 0.0)
             for f in self.formats
         )
 
