@@ -111,6 +111,25 @@ def test_the_floor_watches_the_perplexity_of_retain_passages_where_there_are_any
     assert "watched passages' perplexity at most 1/0.8 x" in said
 
 
+def test_a_check_whose_watched_passages_lost_fluency_is_neither_kept_nor_handed_over(monkeypatch):
+    """The run goes on through such checks (sign steps pass through them and out again) but
+    neither stops on one nor hands one over: here every check loses it, so a run whose target
+    holds within the budget otherwise (the test above) goes to the end and hands back step 0."""
+    from quail.unlearning import loop
+
+    class EveryCheckLosesFluency(loop.ForgetTarget):
+        def fluency_lost(self, scores, original):
+            return True
+
+    monkeypatch.setattr(loop, "ForgetTarget", EveryCheckLosesFluency)
+    original = snapped()
+    result = run(copy.deepcopy(original))
+    assert result.outcome.reason == "budget" and result.outcome.backtracks == 0
+    assert len(result.curves) == 30 and result.outcome.step == 0
+    assert "30 of 30 checks passed over" in result.statement
+    assert measure(result.model) == measure(original)
+
+
 def test_the_watched_passages_are_a_seeded_quarter_of_the_retain_passages_never_trained_on(
     monkeypatch,
 ):

@@ -303,7 +303,9 @@ def train(
                 # a check whose watched passages lost fluency is neither kept nor handed over,
                 # but the run goes on: sign steps pass through such checks and out again
                 # (lab/RECORD.md, "Watched passages in the floor")
-                if not target.fluency_lost(scores, outcome.original):
+                if target.fluency_lost(scores, outcome.original):
+                    outcome.passed_over += 1
+                else:
                     kept = (step + 1, _snapshot(params))
                     if target.holds(scores, outcome.original):
                         outcome.reason, outcome.step = "target", step + 1

@@ -9,20 +9,23 @@ others share, and forgetting should reach that level, not overshoot it (docs/UNL
 Where the forget set has passages and held-out passages of their kind are given (a
 misinformation folder's never-injected posts), it also needs the forget passages hard to tell
 from those by Min-K% membership AUC: answers can go while the passages still say the same
-(SmolLM2 misinformation: claims 100 -> 19, posts naming the false capital 69 -> 50). The
-utility floor breaks when, in some format, the retain score falls below `utility_floor`
-times the original's or, where the retain set has passages, the perplexity of those it watches
-rises above the original's divided by `utility_floor` (answers alone let general text decay
-unseen: on SmolLM2 misinformation retain stayed at 100 while held-out perplexity rose 1.6x).
-It watches passages the retain term never trains on (`withhold`): trained-on passages get
-easier the whole run, so theirs fell while general text decayed (SmolLM2 misinformation at 600
-steps: 2.22 -> 1.30 while held-out perplexity rose 1.29x). A run stops at the
-first check where the target holds; where the floor breaks it goes back to the last check that
-kept the floor and goes on with half the lr, at most a few times (loop.MAX_BACKTRACKS), then
-stops there. A run whose budget ends first hands over the check, among those that kept the
-floor, whose gaps to its aims are smallest, worst first (of equals the earliest, which moved
-least): forgetting can drift back late in a run (SmolLM2 real knowledge: 52 at step 100, 68 at
-300).
+(SmolLM2 misinformation: claims 100 -> 19, posts naming the false capital 69 -> 50).
+
+The utility floor has two parts. Retain answers: where, in some format, the retain score falls
+below `utility_floor` times the original's, the run goes back to the last check that kept the
+floor and goes on with half the lr, at most a few times (loop.MAX_BACKTRACKS), then stops
+there. Fluency: where the retain set has passages, a seeded quarter of them is withheld from
+training (`withhold`) and watched; a check where their perplexity, in some format, is above the
+original's divided by `utility_floor` is neither kept nor handed over, and the run goes on
+(answers alone let general text decay unseen; trained-on passages get easier the whole run,
+so they cannot show it: SmolLM2 misinformation, 600 steps, theirs 2.22 -> 1.30 while held-out
+perplexity rose 1.29x; sign steps pass through such checks and out again, and going back at
+half the lr there stalled the run: lab/RECORD.md, "Watched passages in the floor").
+
+A run stops at the first kept check where the target holds. A run whose budget ends first
+hands over the kept check whose gaps to its aims are smallest, worst first (of equals the
+earliest, which moved least): forgetting can drift back late in a run (SmolLM2 real
+knowledge: 52 at step 100, 68 at 300).
 """
 
 import random
@@ -72,6 +75,7 @@ class Outcome:
     reason: str = "budget"  # target, utility floor, budget
     step: int | None = None  # the step whose weights were kept (None: the last)
     backtracks: int = 0  # times the floor broke and the run went back (half the lr or moves)
+    passed_over: int = 0  # checks neither kept nor handed over: the watched passages' fluency
     original: dict = field(default_factory=dict)  # format -> {"forget": x, "retain": y}
     checks: list[dict] = field(default_factory=list)  # {"step": n, "scores": {...}}
 
@@ -113,6 +117,11 @@ class Outcome:
         }[self.reason]
         if self.backtracks:
             why += f", after going back to the last check above the floor {self.backtracks} times"
+        if self.passed_over:
+            why += (
+                f"; {self.passed_over} of {len(self.checks) - 1} checks passed over, their "
+                "watched passages' perplexity above the floor"
+            )
         return f"stopped: {why} ({parts})"
 
 
