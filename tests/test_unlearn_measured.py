@@ -112,7 +112,7 @@ def test_the_floor_watches_the_perplexity_of_retain_passages_where_there_are_any
 
 
 def test_a_check_whose_watched_passages_lost_fluency_is_neither_kept_nor_handed_over(monkeypatch):
-    """The run goes on through such checks (sign steps pass through them and out again) but
+    """The run goes on through such checks (going back at half the lr there stalled it) but
     neither stops on one nor hands one over: here every check loses it, so a run whose target
     holds within the budget otherwise (the test above) goes to the end and hands back step 0."""
     from quail.unlearning import loop

@@ -301,7 +301,7 @@ def train(
                     outcome.reason, outcome.step = "utility floor", kept[0]
                     break
                 # a check whose watched passages lost fluency is neither kept nor handed over,
-                # but the run goes on: sign steps pass through such checks and out again
+                # but the run goes on: going back at half the lr there stalled the run
                 # (lab/RECORD.md, "Watched passages in the floor")
                 if target.fluency_lost(scores, outcome.original):
                     outcome.passed_over += 1
@@ -349,7 +349,7 @@ def train(
 
     if outcome is not None and outcome.reason == "budget":
         # forgetting can drift back while retain recovers: hand over the check that came closest
-        # (none kept the floor: the last that did, the original at worst)
+        # (where no check was kept, the weights the run started from)
         outcome.step, weights = best[1] if best is not None else kept
         _restore(params, weights)
     accelerator.wait_for_everyone()

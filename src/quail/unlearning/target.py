@@ -19,8 +19,8 @@ training (`withhold`) and watched; a check where their perplexity, in some forma
 original's divided by `utility_floor` is neither kept nor handed over, and the run goes on
 (answers alone let general text decay unseen; trained-on passages get easier the whole run,
 so they cannot show it: SmolLM2 misinformation, 600 steps, theirs 2.22 -> 1.30 while held-out
-perplexity rose 1.29x; sign steps pass through such checks and out again, and going back at
-half the lr there stalled the run: lab/RECORD.md, "Watched passages in the floor").
+perplexity rose 1.29x; going back at half the lr where the watch spiked stalled the run:
+lab/RECORD.md, "Watched passages in the floor").
 
 A run stops at the first kept check where the target holds. A run whose budget ends first
 hands over the kept check whose gaps to its aims are smallest, worst first (of equals the
