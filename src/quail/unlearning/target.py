@@ -28,7 +28,6 @@ earliest, which moved least): forgetting can drift back late in a run (SmolLM2 r
 knowledge: 52 at step 100, 68 at 300).
 """
 
-import random
 from dataclasses import dataclass, field
 
 import torch
@@ -50,7 +49,7 @@ def withhold(retain: list[Example] | None, seed: int) -> tuple[list[Example], li
     fewer passages than `WATCH_ONE_IN` none is withheld and none watched."""
     passages = [e for e in retain or [] if not e.prompt.strip()]
     count = min(len(passages) // WATCH_ONE_IN, MAX_RETAIN_PROBES)
-    watched = random.Random(seed).sample(passages, count)
+    watched = seeded_sample(passages, count, seed)
     ids = {id(e) for e in watched}
     return [e for e in retain or [] if id(e) not in ids], [e.target for e in watched]
 
@@ -107,13 +106,15 @@ class Outcome:
             )
             for name, s in last.items()
         )
+        watched = ""
+        if any("retain_ppl" in s for s in self.original.values()):
+            watched = f", watched passages' perplexity at most 1/{floor:g} x"
         why = {
             "target": f"the target ({aim}) holds in every format",
             "utility floor": f"retain fell below {floor:g} x the original's; kept step {self.step}",
             "budget": "the step budget ran out before the target held in every format; "
             f"kept step {self.step}, the check that came closest of those above the floor "
-            f"(retain at least {floor:g} x the original's, watched passages' perplexity at "
-            f"most 1/{floor:g} x)",
+            f"(retain at least {floor:g} x the original's{watched})",
         }[self.reason]
         if self.backtracks:
             why += f", after going back to the last check above the floor {self.backtracks} times"
