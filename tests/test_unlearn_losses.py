@@ -99,3 +99,19 @@ def test_hinge_gradient_lowers_the_answers_log_probability():
     with torch.no_grad():
         after = drop(z - 0.01 * z.grad)
     assert (after > before).all()
+
+
+def test_the_odds_hinge_pushes_an_answer_only_while_it_is_likelier_than_its_margin_allows():
+    """p > σ(−m): pushed down (and the rest up); p ≤ σ(−m): left alone."""
+    margin = 1.0
+    logits = torch.tensor([[3.0, 0.0, 0.0], [-3.0, 0.0, 0.0]], requires_grad=True)
+    targets = torch.tensor([0, 0])
+    losses.odds_hinge(logits, targets, margin).backward()
+    likely, unlikely = logits.grad
+    assert likely[0] > 0 and (likely[1:] < 0).all()  # descent lowers the answer's logit
+    assert torch.equal(unlikely, torch.zeros(3))
+    p = torch.softmax(logits.detach(), -1)[:, 0]
+    assert p[0] > 1 / (1 + math.e**margin) > p[1]
+    log_odds = math.log(p[0] / (1 - p[0]))
+    by_hand = (log_odds + margin) / 2  # the mean over both tokens, the second at 0
+    assert losses.odds_hinge(logits.detach(), targets, margin).item() == pytest.approx(by_hand)

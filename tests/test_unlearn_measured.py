@@ -124,9 +124,11 @@ def test_a_check_whose_watched_passages_lost_fluency_is_neither_kept_nor_handed_
     monkeypatch.setattr(loop, "ForgetTarget", EveryCheckLosesFluency)
     original = snapped()
     result = run(copy.deepcopy(original))
-    assert result.outcome.reason == "budget" and result.outcome.backtracks == 0
-    assert len(result.curves) == 30 and result.outcome.step == 0
-    assert "30 of 30 checks passed over" in result.statement
+    outcome = result.outcome
+    assert outcome.reason == "budget" and len(result.curves) == 30 and outcome.step == 0
+    assert outcome.passed_over + outcome.backtracks == 30  # no check kept (the retain answers
+    # may send the run back at one)
+    assert f"{outcome.passed_over} of 30 checks passed over" in result.statement
     assert measure(result.model) == measure(original)
 
 
@@ -173,10 +175,15 @@ def test_a_run_whose_budget_ends_hands_over_the_check_that_came_closest(monkeypa
     kept check whose worst format is nearest its aim are returned, not the last ones."""
     from quail.unlearning import loop
 
+    class NeverHolds(loop.ForgetTarget):
+        def holds(self, scores, original):
+            return False
+
     monkeypatch.setattr(loop, "MAX_BACKTRACKS", 0)
-    # 6 steps of 0.1 bring the forget score to its lowest at step 5 and keep it there; of equal
+    monkeypatch.setattr(loop, "ForgetTarget", NeverHolds)
+    # 8 steps of 0.1 bring the forget score to its lowest at step 6 and keep it there; of equal
     # checks the earliest, which moved least, is handed over
-    result = run(snapped(), target=0.0, utility_floor=0.0, steps=6, lr=0.1)
+    result = run(snapped(), target=0.0, utility_floor=0.0, steps=8, lr=0.1)
     outcome = result.outcome
     worst = [max(c["scores"][f]["forget"] for f in c["scores"]) for c in outcome.checks[1:]]
     assert outcome.reason == "budget"

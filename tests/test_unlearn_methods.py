@@ -7,10 +7,13 @@ import torch
 
 import unlearn_tiny as tiny
 from quail.data.batches import Batch, collate, encode
+from quail.data.examples import Example
 from quail.quant import parse_spec, quantize_model, quantized_weights, ste_weights
-from quail.unlearning import METHODS, unlearn
+from quail.unlearning import METHODS, losses, unlearn
+from quail.unlearning.config import UnlearnConfig
 from quail.unlearning.forward import forward
 from quail.unlearning.losses import nll
+from quail.unlearning.methods import ODDS_MARGIN, Step, answer_odds
 from tiny import tiny_llama
 
 QUANT = "rtn-int4-g16"
@@ -174,3 +177,26 @@ def test_lora_trains_adapters_and_saves_merged_weights(tmp_path):
     assert not any("lora" in n for n in names)
     assert result.curves[0]["retain"] == pytest.approx(0.0, abs=1e-6)
     assert tiny.mean_nll(result.model, forget) > tiny.mean_nll(tiny.trained_model(), forget)
+
+
+def test_quails_odds_term_reads_the_answers_of_prompted_examples_not_passages():
+    """In a batch of one question and one passage the term is the odds hinge over the
+    question's answer tokens only; a batch of passages has none."""
+    model, tok = tiny.trained_model(), tiny.tokenizer()
+    question = Example("ada lives in", " paris")
+    passage = Example("", "bo works as a pilot")
+    encoded = encode([question, passage], tok, 256, "forget")
+    batch = collate(encoded, [0, 1], tok.pad_token_id)
+    out = forward(model, batch)
+
+    def step(b):
+        return Step(UnlearnConfig(), b, None, lambda b: forward(model, b), None, None)
+
+    on_answer = out.seq == 0
+    expected = losses.odds_hinge(out.logits[on_answer], out.targets[on_answer], ODDS_MARGIN)
+    assert answer_odds(step(batch))["odds"].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert answer_odds(step(batch))["odds"].item() != pytest.approx(
+        losses.odds_hinge(out.logits, out.targets, ODDS_MARGIN).item(), rel=1e-3
+    )
+    passages = collate(encoded, [1, 1], tok.pad_token_id)
+    assert answer_odds(step(passages)) == {}

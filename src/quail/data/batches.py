@@ -20,21 +20,24 @@ class Encoded:
 
     ids: list[int]
     is_target: list[bool]
+    prompted: bool = False  # a prompt and its answer, not a passage
 
 
 @dataclass
 class Batch:
-    """Right-padded ids; `labels` is -100 off target; `index` names the examples (cache keys)."""
+    """Right-padded ids; `labels` is -100 off target; `index` names the examples (cache keys);
+    `prompted` says which rows are a prompt and its answer."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     labels: torch.Tensor
     index: torch.Tensor
+    prompted: torch.Tensor | None = None
 
     def to(self, device) -> "Batch":
-        return Batch(
-            *(t.to(device) for t in (self.input_ids, self.attention_mask, self.labels)), self.index
-        )
+        tensors = (self.input_ids, self.attention_mask, self.labels)
+        prompted = None if self.prompted is None else self.prompted.to(device)
+        return Batch(*(t.to(device) for t in tensors), self.index, prompted)
 
 
 def encode(examples: list[Example], tokenizer, max_length: int, name: str) -> list[Encoded]:
@@ -57,7 +60,7 @@ def encode(examples: list[Example], tokenizer, max_length: int, name: str) -> li
             raise QuailError(
                 f"{name} example {i} has no target tokens to train on (target {ex.target!r})"
             )
-        encoded.append(Encoded(ids, is_target))
+        encoded.append(Encoded(ids, is_target, bool(ex.prompt.strip())))
     return encoded
 
 
@@ -73,7 +76,8 @@ def collate(encoded: list[Encoded], index: list[int], pad_id: int) -> Batch:
         ids[j, :n] = torch.tensor(row.ids)
         mask[j, :n] = 1
         labels[j, :n] = torch.where(torch.tensor(row.is_target), ids[j, :n], IGNORE)
-    return Batch(ids, mask, labels, torch.tensor(index))
+    prompted = torch.tensor([r.prompted for r in rows])
+    return Batch(ids, mask, labels, torch.tensor(index), prompted)
 
 
 def stream_indices(n: int, seed: int, start: int, count: int) -> list[int]:

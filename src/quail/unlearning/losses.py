@@ -75,3 +75,13 @@ def hinge_loss(dist: torch.Tensor, margin: float) -> torch.Tensor:
     takes d = log p0(y) − log p(y), how far the answer token's log-probability fell (signed: the
     one direction that forgets)."""
     return torch.relu(margin - dist).mean()
+
+
+def odds_hinge(logits: torch.Tensor, targets: torch.Tensor, margin: float) -> torch.Tensor:
+    """Mean over tokens of relu(log(p / (1 − p)) + m), p the target token's probability: it
+    pushes an answer down only while p > σ(−m), so greedy decoding may still give it, and not
+    past that (NPO's push fades by the ratio to the original, GA's never: docs/METHODS.md,
+    "The answers' odds")."""
+    logp = -F.cross_entropy(logits.float(), targets, reduction="none")
+    log_odds = logp - torch.log(-torch.expm1(logp.clamp(max=-1e-6)))
+    return torch.relu(log_odds + margin).mean()
