@@ -36,7 +36,7 @@ def main() -> None:
         setattr(loop, name, float(value))
     forget, retain = load_unlearning_sets(args.data)
     if args.qa_only:
-        forget = [e for e in forget if e.prompt.strip()]
+        forget = [e for e in forget if e.prompted]
     tokenizer = load_tokenizer(args.base)
     base = load_model(args.base, dtype=torch.float32)
     formats = args.formats.split(",")

@@ -60,7 +60,7 @@ def encode(examples: list[Example], tokenizer, max_length: int, name: str) -> li
             raise QuailError(
                 f"{name} example {i} has no target tokens to train on (target {ex.target!r})"
             )
-        encoded.append(Encoded(ids, is_target, bool(ex.prompt.strip())))
+        encoded.append(Encoded(ids, is_target, ex.prompted))
     return encoded
 
 

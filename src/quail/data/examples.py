@@ -9,3 +9,8 @@ class Example:
 
     prompt: str
     target: str
+
+    @property
+    def prompted(self) -> bool:
+        """A prompt and its answer (a question), not a passage."""
+        return bool(self.prompt.strip())

@@ -47,7 +47,7 @@ def withhold(retain: list[Example] | None, seed: int) -> tuple[list[Example], li
     """(the retain examples to train on, the passages the floor watches): a seeded one in
     `WATCH_ONE_IN` of the retain passages, at most MAX_RETAIN_PROBES, leaves training. With
     fewer passages than `WATCH_ONE_IN` none is withheld and none watched."""
-    passages = [e for e in retain or [] if not e.prompt.strip()]
+    passages = [e for e in retain or [] if not e.prompted]
     count = min(len(passages) // WATCH_ONE_IN, MAX_RETAIN_PROBES)
     watched = seeded_sample(passages, count, seed)
     ids = {id(e) for e in watched}
@@ -58,7 +58,7 @@ def probes(examples: list[Example], limit: int, seed: int) -> list[Example]:
     """The question/answer examples (those with a prompt) where there are any; otherwise each
     passage split into a first half to continue and the rest to match, as VerbMem does. A
     seeded sample of at most `limit`."""
-    chosen = [e for e in examples if e.prompt.strip()]
+    chosen = [e for e in examples if e.prompted]
     for e in [] if chosen else examples:
         words = e.target.split()
         if len(words) >= 4:
@@ -139,7 +139,7 @@ class ForgetTarget:
             "forget": probes(forget, MAX_FORGET_PROBES, seed),
             "retain": probes(retain or [], MAX_RETAIN_PROBES, seed),
         }
-        answered = [e for e in holdout or [] if e.prompt.strip()]
+        answered = [e for e in holdout or [] if e.prompted]
         if answered:  # scored once, on the original: the level forgetting should reach
             self.sets["holdout"] = probes(answered, MAX_FORGET_PROBES, seed)
         self.passages = list(watched)  # whose perplexity the floor watches (`withhold`)
@@ -217,7 +217,7 @@ class ForgetTarget:
 
 def _passages(examples: list[Example] | None) -> list[str]:
     """The texts of the examples without a prompt."""
-    return [e.target for e in examples or [] if not e.prompt.strip()]
+    return [e.target for e in examples or [] if not e.prompted]
 
 
 def _same_weights(a: nn.Module, b: nn.Module) -> bool:
