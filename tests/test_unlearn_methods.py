@@ -128,7 +128,7 @@ def test_straight_through_weights_compute_as_the_quantized_model(tied):
     assert parts.pop("lm_head.weight", None) == (None if tied else spec.embeddings)
     assert set(parts.values()) == {spec.linear} and len(parts) == 14  # 7 linears x 2 layers
     ids = torch.randint(0, 128, (2, 12))
-    batch = Batch(ids, torch.ones_like(ids), ids, torch.arange(2))
+    batch = Batch(ids, torch.ones_like(ids), ids, torch.arange(2), torch.zeros(2, dtype=torch.bool))
     expected = forward(quantize_model(model, spec), batch).logits
     got = forward(model, batch, weights=ste_weights(model, quantized_weights(model, model, spec)))
     assert torch.allclose(got.logits, expected, atol=1e-5)

@@ -32,12 +32,11 @@ class Batch:
     attention_mask: torch.Tensor
     labels: torch.Tensor
     index: torch.Tensor
-    prompted: torch.Tensor | None = None
+    prompted: torch.Tensor
 
     def to(self, device) -> "Batch":
-        tensors = (self.input_ids, self.attention_mask, self.labels)
-        prompted = None if self.prompted is None else self.prompted.to(device)
-        return Batch(*(t.to(device) for t in tensors), self.index, prompted)
+        move = (self.input_ids, self.attention_mask, self.labels)
+        return Batch(*(t.to(device) for t in move), self.index, self.prompted.to(device))
 
 
 def encode(examples: list[Example], tokenizer, max_length: int, name: str) -> list[Encoded]:

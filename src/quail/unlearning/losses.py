@@ -82,6 +82,6 @@ def odds_hinge(logits: torch.Tensor, targets: torch.Tensor, margin: float) -> to
     pushes an answer down only while p > σ(−m), so greedy decoding may still give it, and not
     past that (NPO's push fades by the ratio to the original, GA's never: docs/METHODS.md,
     "The answers' odds")."""
-    logp = -F.cross_entropy(logits.float(), targets, reduction="none")
+    logp = target_logprob(logits, targets)
     log_odds = logp - torch.log(-torch.expm1(logp.clamp(max=-1e-6)))
     return torch.relu(log_odds + margin).mean()
