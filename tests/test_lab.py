@@ -21,6 +21,7 @@ LAB = Path(__file__).resolve().parents[1] / "lab" / "experiments"
 # name: (script and its arguments at toy size, what its output must hold); {data}, {base},
 # {studies} and {tmp} are filled in
 RUNS = {
+    "answer_confidence": ("answer_confidence {data} {base} {base}", "| 0."),
     "claims_reference": ("claims_reference {data} --max-epochs 1", "seed 0: forget"),
     "hinge_default": (
         "hinge_default --base {base} --data {data} --run quail_hinge --grid int4-g16 "
