@@ -17,20 +17,24 @@ import collections
 
 import torch
 
+from quail.data.batches import chunks, collate, encode
 from quail.data.load import load_unlearning_sets
 from quail.models import load_model, load_tokenizer
+from quail.unlearning.forward import forward
+from quail.unlearning.losses import sequence_logprob
 
 
 def answer_scores(model, tokenizer, examples) -> list[tuple[float, bool]]:
-    """(probability, given by greedy decoding) of each answer after its prompt."""
+    """(probability, given by greedy decoding) of each answer after its prompt: the examples
+    encoded and run as training runs them, scored by teacher forcing."""
     scores = []
-    for e in examples:
-        start = len(tokenizer(e.prompt)["input_ids"])
-        ids = torch.tensor([tokenizer(e.prompt + e.target)["input_ids"]])
-        logp = model(ids).logits[0, start - 1 : -1].log_softmax(-1)
-        answer = ids[0, start:]
-        token_logp = logp.gather(1, answer[:, None]).squeeze(1)
-        scores.append((token_logp.sum().exp().item(), bool((logp.argmax(-1) == answer).all())))
+    encoded = encode(examples, tokenizer, 10**6, "probe")  # whole
+    for index in chunks(len(encoded), 32):
+        out = forward(model, collate(encoded, index, tokenizer.pad_token_id or 0))
+        logp = sequence_logprob(out.logits, out.targets, out.seq, out.n_seq)
+        missed = (out.logits.argmax(-1) != out.targets).float()
+        greedy = missed.new_zeros(out.n_seq).index_add(0, out.seq, missed) == 0
+        scores.extend(zip(logp.exp().tolist(), greedy.tolist(), strict=True))
     return scores
 
 
