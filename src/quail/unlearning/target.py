@@ -23,9 +23,9 @@ perplexity rose 1.29x; going back at half the lr where the watch spiked stalled 
 lab/RECORD.md, "Watched passages in the floor").
 
 A run stops at the first kept check where the target holds. A run whose budget ends first
-hands over the kept check whose gaps to its aims are smallest, worst first (of equals the
-earliest, which moved least): forgetting can drift back late in a run (SmolLM2 real
-knowledge: 52 at step 100, 68 at 300).
+hands over the kept check whose answers' gaps to their aims are smallest, worst first, the
+passages' gaps deciding between equals, then the earliest (which moved least): forgetting can
+drift back late in a run (SmolLM2 real knowledge: 52 at step 100, 68 at 300).
 """
 
 from dataclasses import dataclass, field
@@ -177,7 +177,7 @@ class ForgetTarget:
         return scores
 
     def holds(self, scores: dict, original: dict) -> bool:
-        return self.shortfall(scores, original)[0] <= 0
+        return max(self.shortfall(scores, original)) <= 0
 
     def aim(self, original: dict) -> float:
         """The forget score to reach in one format, from the original's scores there."""
@@ -192,15 +192,21 @@ class ForgetTarget:
         return 0.5 + max(self.target * (original["passages_auc"] - 0.5), noise)
 
     def shortfall(self, scores: dict, original: dict) -> tuple[float, ...]:
-        """How far each format is above each of its aims, in points (KnowMem, or AUC x 100),
-        worst first: one check came closer than another if its worst gap is smaller or, where
-        those are equal (16 probes move in steps of 6.25), its next worst, and so on."""
-        gaps = []
-        for f in self.formats:
-            gaps.append(scores[f]["forget"] - self.aim(original[f]))
-            if self.members:
-                gaps.append(100 * (scores[f]["passages_auc"] - self.passages_aim(original[f])))
-        return tuple(sorted(gaps, reverse=True))
+        """How far each format is above each of its aims, in points: the answers' gaps
+        (KnowMem) worst first, then the passages' (AUC x 100) worst first. One check came closer
+        than another if its answers' worst gap is smaller or, where those are equal (16 probes
+        move in steps of 6.25), their next worst, and so on; the passages decide between checks
+        whose answers are level. The answers come first because they are what a user asks the
+        shipped model (SmolLM2 misinformation: a check with no claims left was passed over for
+        one with 6.2 whose posts read a little more unseen, lab/RECORD.md, "The answers before
+        the passages")."""
+        answers = [scores[f]["forget"] - self.aim(original[f]) for f in self.formats]
+        passages = [
+            100 * (scores[f]["passages_auc"] - self.passages_aim(original[f]))
+            for f in self.formats
+            if self.members
+        ]
+        return tuple(sorted(answers, reverse=True)) + tuple(sorted(passages, reverse=True))
 
     def retain_lost(self, scores: dict, original: dict) -> bool:
         """Retain answers below the floor in some format: the run goes back (loop.py)."""
