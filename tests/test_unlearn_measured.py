@@ -223,10 +223,11 @@ def test_a_measured_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
         return unlearn(model, forget, retain, settings, tokenizer=tiny.tokenizer(), out=out,
                        resume=resume)  # fmt: skip
 
-    go(tmp_path / "straight")
+    first = go(tmp_path / "straight")
     with tiny.interrupted_after(monkeypatch, 2 * 4):  # forget + retain batches of 4 steps
         go(tmp_path / "resumed")
     result = go(tmp_path / "resumed", resume=True)
+    assert result.outcome.reason == "budget" and result.outcome.step == first.outcome.step
     straight = load_file(str(tmp_path / "straight" / "model.safetensors"))
     resumed = load_file(str(tmp_path / "resumed" / "model.safetensors"))
     assert straight.keys() == resumed.keys()

@@ -194,11 +194,12 @@ def train(
             resumes.append({"step": start, "changed": {k: [saved[k], now[k]] for k in changed}})
         if outcome is not None:
             outcome = Outcome(**state["outcome"])
-        if state.get("best"):
-            saved_best = state["best"]
+        if state.get("best"):  # ranked again from its recorded scores, by today's rule
+            best_step = state["best"]["step"]
+            scores = next(c["scores"] for c in outcome.checks if c["step"] == best_step)
             best = (
-                tuple(saved_best["shortfall"]),  # a JSON list
-                (saved_best["step"], checkpoint.load_best(last_good)),
+                target.shortfall(scores, outcome.original),
+                (best_step, checkpoint.load_best(last_good)),
             )
 
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -327,7 +328,7 @@ def train(
                     "wall_time_s": spent + time.perf_counter() - started,
                     "resumes": resumes,
                     "outcome": asdict(outcome) if outcome is not None else None,
-                    "best": best and {"step": best[1][0], "shortfall": best[0]},
+                    "best": best and {"step": best[1][0]},
                 }
                 last_good = checkpoint.save_checkpoint(
                     accelerator,
