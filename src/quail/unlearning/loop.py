@@ -194,7 +194,7 @@ def train(
             resumes.append({"step": start, "changed": {k: [saved[k], now[k]] for k in changed}})
         if outcome is not None:
             outcome = Outcome(**state["outcome"])
-        if state.get("best"):  # ranked again from its recorded scores, by today's rule
+        if state.get("best"):  # ranked again from its recorded scores by the current rule
             best_step = state["best"]["step"]
             scores = next(c["scores"] for c in outcome.checks if c["step"] == best_step)
             best = (
