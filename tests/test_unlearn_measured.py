@@ -111,17 +111,17 @@ def test_the_floor_watches_the_perplexity_of_retain_passages_where_there_are_any
     assert "watched passages' perplexity at most 1/0.8 x" in said
 
 
-def test_a_check_whose_watched_passages_lost_fluency_is_neither_kept_nor_handed_over(monkeypatch):
-    """The run goes on through such checks (going back at half the lr there stalled it) but
-    neither stops on one nor hands one over: here every check loses it, so a run whose target
-    holds within the budget otherwise (the test above) goes to the end and hands back step 0."""
+@pytest.mark.parametrize("short_of", ["fluency_lost", "retain_short"])
+def test_a_check_short_of_the_floor_within_its_spread_is_neither_kept_nor_handed_over(
+    monkeypatch, short_of
+):
+    """Watched passages that lost fluency, or retain answers under the floor by less than their
+    probes' spread: the run goes on through such checks (going back at half the lr there
+    stalled it) but neither stops on one nor hands one over. Here every check is short, so a
+    run whose target holds within the budget otherwise goes to the end and hands back step 0."""
     from quail.unlearning import loop
 
-    class EveryCheckLosesFluency(loop.ForgetTarget):
-        def fluency_lost(self, scores, original):
-            return True
-
-    monkeypatch.setattr(loop, "ForgetTarget", EveryCheckLosesFluency)
+    monkeypatch.setattr(loop.ForgetTarget, short_of, lambda self, scores, original: True)
     original = snapped()
     result = run(copy.deepcopy(original))
     outcome = result.outcome
@@ -130,6 +130,31 @@ def test_a_check_whose_watched_passages_lost_fluency_is_neither_kept_nor_handed_
     # may send the run back at one)
     assert f"{outcome.passed_over} of 30 checks passed over" in result.statement
     assert measure(result.model) == measure(original)
+
+
+def test_a_retain_dip_within_the_probes_spread_is_short_of_the_floor_but_not_lost():
+    """The floor sends a run back only where the retain answers fell below it by more than two
+    standard errors of the same probes' differences: a few of 64 probes turning wrong in a
+    format whose original sits near its floor is noise, not a loss to halve the lr for."""
+    from quail.unlearning.target import ForgetTarget
+
+    forget, retain = tiny.split()
+    target = ForgetTarget(tiny.tokenizer(), forget, retain, [GRID], 0.1, 0.85)
+    scores = target.measure(snapped())
+    per_probe = scores["fp"]["retain_probes"]
+    assert len(per_probe) > 1 and sum(per_probe) / len(per_probe) == pytest.approx(
+        scores["fp"]["retain"]
+    )
+
+    def check(right: int) -> dict:  # `right` of the original's 54 right answers kept
+        probes = [100.0] * right + [0.0] * (64 - right)
+        return {f: {"retain": sum(probes) / 64, "retain_probes": probes} for f in ("fp", GRID)}
+
+    original = check(54)  # 84.4: its floor is 71.7
+    dip, loss = check(44), check(29)  # 68.8 and 45.3
+    assert target.retain_short(dip, original) and not target.retain_lost(dip, original)
+    assert target.retain_short(loss, original) and target.retain_lost(loss, original)
+    assert not target.retain_short(check(50), original)  # 78.1: above the floor
 
 
 def test_the_watched_passages_are_a_seeded_quarter_of_the_retain_passages_never_trained_on(

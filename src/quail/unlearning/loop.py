@@ -301,10 +301,13 @@ def train(
                         continue
                     outcome.reason, outcome.step = "utility floor", kept[0]
                     break
-                # a check whose watched passages lost fluency is neither kept nor handed over,
-                # but the run goes on: going back at half the lr there stalled the run
-                # (lab/RECORD.md, "Watched passages in the floor")
-                if target.fluency_lost(scores, outcome.original):
+                # a check under the floor within the retain probes' spread, or whose watched
+                # passages lost fluency, is neither kept nor handed over, but the run goes on:
+                # going back at half the lr there stalled runs (lab/RECORD.md, "Watched
+                # passages in the floor", "Retain dips within the probes' spread")
+                if target.retain_short(scores, outcome.original) or target.fluency_lost(
+                    scores, outcome.original
+                ):
                     outcome.passed_over += 1
                 else:
                     kept = (step + 1, _snapshot(params))

@@ -12,11 +12,16 @@ from those by Min-K% membership AUC: answers can go while the passages still say
 (SmolLM2 misinformation: claims 100 -> 19, posts naming the false capital 69 -> 50).
 
 The utility floor has two parts. Retain answers: where, in some format, the retain score falls
-below `utility_floor` times the original's, the run goes back to the last check that kept the
-floor and goes on with half the lr, at most a few times (loop.MAX_BACKTRACKS), then stops
-there. Fluency: where the retain set has passages, a seeded quarter of them is withheld from
-training (`withhold`) and watched; a check where their perplexity, in some format, is above the
-original's divided by `utility_floor` is neither kept nor handed over, and the run goes on
+below `utility_floor` times the original's, the check is neither kept nor handed over; where it
+falls below by more than two standard errors of the per-probe difference (more than the probes'
+own spread can explain), the run goes back to the last check that kept the floor and goes on
+with half the lr, at most a few times (loop.MAX_BACKTRACKS), then stops there. A dip of a few
+of 64 probes in a format whose original sits near its floor is not a loss to halve the lr for:
+SmolLM2 misinformation in NF4 swings 69.5-75.1 against a floor of 72.5, and four such halvings
+stalled a run (lab/RECORD.md, "Retain dips within the probes' spread"). Fluency: where the
+retain set has passages, a seeded quarter of them is withheld from training (`withhold`) and
+watched; a check where their perplexity, in some format, is above the original's divided by
+`utility_floor` is neither kept nor handed over, and the run goes on
 (answers alone let general text decay unseen; trained-on passages get easier the whole run,
 so they cannot show it: SmolLM2 misinformation, 600 steps, theirs 2.22 -> 1.30 while held-out
 perplexity rose 1.29x; going back at half the lr where the watch spiked stalled the run:
@@ -28,6 +33,7 @@ passages' gaps deciding between equals, then the earliest (which moved least): f
 drift back late in a run (SmolLM2 real knowledge: 52 at step 100, 68 at 300).
 """
 
+import statistics
 from dataclasses import dataclass, field
 
 import torch
@@ -74,7 +80,7 @@ class Outcome:
     reason: str = "budget"  # target, utility floor, budget
     step: int | None = None  # the step whose weights were kept (None: the last)
     backtracks: int = 0  # times the floor broke and the run went back (half the lr or moves)
-    passed_over: int = 0  # checks neither kept nor handed over: the watched passages' fluency
+    passed_over: int = 0  # checks neither kept nor handed over: retain or fluency under the floor
     original: dict = field(default_factory=dict)  # format -> {"forget": x, "retain": y}
     checks: list[dict] = field(default_factory=list)  # {"step": n, "scores": {...}}
 
@@ -111,7 +117,8 @@ class Outcome:
             watched = f", watched passages' perplexity at most 1/{floor:g} x"
         why = {
             "target": f"the target ({aim}) holds in every format",
-            "utility floor": f"retain fell below {floor:g} x the original's; kept step {self.step}",
+            "utility floor": f"retain fell below {floor:g} x the original's by more than its "
+            f"probes' spread; kept step {self.step}",
             "budget": "the step budget ran out before the target held in every format; "
             f"kept step {self.step}, the check that came closest of those above the floor "
             f"(retain at least {floor:g} x the original's{watched})",
@@ -121,7 +128,7 @@ class Outcome:
         if self.passed_over:
             why += (
                 f"; {self.passed_over} of {len(self.checks) - 1} checks passed over, their "
-                "watched passages' perplexity above the floor"
+                "retain answers or watched passages' perplexity past the floor"
             )
         return f"stopped: {why} ({parts})"
 
@@ -165,6 +172,8 @@ class ForgetTarget:
             if same is None:  # a model already on this grid (quail's) is not re-asked
                 result = knowledge_sets(quantized, self.tokenizer, sets)
                 same = {k: result[k]["rouge_l"] if k in result else 0.0 for k in sets}
+                if "retain" in result:  # per probe: the floor allows for their spread
+                    same["retain_probes"] = result["retain"]["scores"]
                 if self.passages:
                     same["retain_ppl"] = perplexity(quantized, self.tokenizer, self.passages)
                 if self.members:
@@ -208,9 +217,25 @@ class ForgetTarget:
         ]
         return tuple(sorted(answers, reverse=True)) + tuple(sorted(passages, reverse=True))
 
+    def retain_short(self, scores: dict, original: dict) -> bool:
+        """Retain answers below the floor in some format: the check is not kept (loop.py)."""
+        return any(self._retain_margin(scores[f], original[f]) < 0 for f in self.formats)
+
     def retain_lost(self, scores: dict, original: dict) -> bool:
-        """Retain answers below the floor in some format: the run goes back (loop.py)."""
-        return any(scores[f]["retain"] < self.floor * original[f]["retain"] for f in self.formats)
+        """Retain answers below the floor in some format by more than two standard errors of
+        the per-probe difference: the run goes back (loop.py)."""
+        return any(
+            self._retain_margin(scores[f], original[f], spread=2.0) < 0 for f in self.formats
+        )
+
+    def _retain_margin(self, check: dict, original: dict, spread: float = 0.0) -> float:
+        """How far the retain score is above the floor, plus `spread` standard errors of the
+        same probes' differences (check's score - floor x original's, probe by probe)."""
+        # an original saved before per-probe scores were kept has none: the plain floor
+        pairs = zip(check.get("retain_probes", []), original.get("retain_probes", []), strict=False)
+        diffs = [c - self.floor * o for c, o in pairs]
+        error = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else 0.0
+        return check["retain"] - self.floor * original["retain"] + spread * error
 
     def fluency_lost(self, scores: dict, original: dict) -> bool:
         """The watched passages' perplexity above the original's / floor in some format: the
