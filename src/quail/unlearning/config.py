@@ -62,10 +62,11 @@ class UnlearnConfig:
     update: str = "auto"
     rho: float = 0.05  # update=sam: radius of the weight perturbation (SAM's default)
     # Measured stopping (target.py): check forgetting every `check_every` steps at fp and in
-    # every `quant` format; stop once forget <= target x the original's in all of them, or go
-    # back to the last check with retain >= utility_floor x the original's; a check where the
-    # perplexity of the retain passages it watches (a quarter, withheld from training) is above
-    # the original's / utility_floor is never kept (target.py). quail always does.
+    # every `quant` format; stop once forget <= target x the original's in all of them. A check
+    # with retain < utility_floor x the original's, or where the perplexity of the retain
+    # passages it watches (a quarter, withheld from training) is above the original's /
+    # utility_floor, is never kept; where retain is below by more than its probes' spread, the
+    # run goes back to the last kept check at half the lr (target.py). quail always does.
     measure: bool = False
     target: float = 0.1
     utility_floor: float = 0.85
