@@ -190,7 +190,7 @@ def test_quail_on_claims_aims_at_the_held_out_accuracy(study, tweets, tmp_path):
                  "check_every=1", "batch_size=4", "progress=false")  # fmt: skip
     assert result.exit_code == 0, result.output
     stop = json.loads((tmp_path / "out" / "run.json").read_text())["stop"]
-    assert {"forget", "retain", "holdout"} == set(stop["original"]["fp"])
+    assert {"forget", "retain", "retain_probes", "holdout"} == set(stop["original"]["fp"])
     assert "held-out examples" in result.output or stop["reason"] != "target"
 
 
