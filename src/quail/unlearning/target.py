@@ -18,7 +18,7 @@ own spread can explain), the run goes back to the last check that kept the floor
 with half the lr, at most a few times (loop.MAX_BACKTRACKS), then stops there. A dip of a few
 of 64 probes in a format whose original sits near its floor is not a loss to halve the lr for:
 SmolLM2 misinformation in NF4 swings 69.5-75.1 against a floor of 72.5, and four such halvings
-stalled a run at 25 claims in 100; passed over, the run took them all out (lab/RECORD.md,
+stalled a run with a quarter of the claims left; passed over, it took them all out (lab/RECORD.md,
 "Retain dips within the probes' spread"). Fluency: where the
 retain set has passages, a seeded quarter of them is withheld from training (`withhold`) and
 watched; a check where their perplexity, in some format, is above the original's divided by
