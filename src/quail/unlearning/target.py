@@ -15,18 +15,17 @@ The utility floor has two parts. Retain answers: where, in some format, the reta
 below `utility_floor` times the original's, the check is neither kept nor handed over; where it
 falls below by more than two standard errors of the per-probe difference (more than the probes'
 own spread can explain), the run goes back to the last check that kept the floor and goes on
-with half the lr, at most a few times (loop.MAX_BACKTRACKS), then stops there. A dip of a few
-of 64 probes in a format whose original sits near its floor is not a loss to halve the lr for:
+with half the lr, at most a few times (loop.MAX_BACKTRACKS), then stops there. A dip of a few of
+64 probes in a format whose original sits near its floor is not a loss to halve the lr for:
 SmolLM2 misinformation in NF4 swings 69.5-75.1 against a floor of 72.5, and four such halvings
-stalled a run with a quarter of the claims left; passed over, it took them all out (lab/RECORD.md,
-"Retain dips within the probes' spread"). Fluency: where the
-retain set has passages, a seeded quarter of them is withheld from training (`withhold`) and
-watched; a check where their perplexity, in some format, is above the original's divided by
-`utility_floor` is neither kept nor handed over, and the run goes on
-(answers alone let general text decay unseen; trained-on passages get easier the whole run,
-so they cannot show it: SmolLM2 misinformation, 600 steps, theirs 2.22 -> 1.30 while held-out
-perplexity rose 1.29x; going back at half the lr where the watch spiked stalled the run:
-lab/RECORD.md, "Watched passages in the floor").
+stalled a run with a quarter of the claims left; passed over, it took them all out
+(lab/RECORD.md, "Retain dips within the probes' spread"). Fluency: where the retain set has
+passages, a seeded quarter of them is withheld from training (`withhold`) and watched; a check
+where their perplexity, in some format, is above the original's divided by `utility_floor` is
+neither kept nor handed over, and the run goes on (answers alone let general text decay unseen;
+trained-on passages get easier the whole run, so they cannot show it: SmolLM2 misinformation,
+600 steps, theirs 2.22 -> 1.30 while held-out perplexity rose 1.29x; going back at half the lr
+where the watch spiked stalled the run: lab/RECORD.md, "Watched passages in the floor").
 
 A run stops at the first kept check where the target holds. A run whose budget ends first
 hands over the kept check whose answers' gaps to their aims are smallest, worst first, the
