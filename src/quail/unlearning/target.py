@@ -47,6 +47,7 @@ from quail.quant import parse_spec, quantize_model
 MAX_FORGET_PROBES = 128
 MAX_RETAIN_PROBES = 64
 WATCH_ONE_IN = 4  # of the retain passages, this share is watched, not trained on
+ALIKE_WITHIN = 2  # standard errors within which a score is read as its aim's (AUC, floor)
 
 
 def withhold(retain: list[Example] | None, seed: int) -> tuple[list[Example], list[str]]:
@@ -197,7 +198,7 @@ class ForgetTarget:
         from the original's to 0.5, or within two standard errors of 0.5 (where the two are
         indistinguishable) if that is higher."""
         n, m = len(self.members), len(self.unseen)
-        noise = 2 * ((n + m + 1) / (12 * n * m)) ** 0.5  # the AUC's spread where they are alike
+        noise = ALIKE_WITHIN * ((n + m + 1) / (12 * n * m)) ** 0.5  # the AUC's spread if alike
         return 0.5 + max(self.target * (original["passages_auc"] - 0.5), noise)
 
     def shortfall(self, scores: dict, original: dict) -> tuple[float, ...]:
@@ -225,7 +226,7 @@ class ForgetTarget:
         """Retain answers below the floor in some format by more than two standard errors of
         the per-probe difference: the run goes back (loop.py)."""
         return any(
-            self._retain_margin(scores[f], original[f], spread=2.0) < 0 for f in self.formats
+            self._retain_margin(scores[f], original[f], ALIKE_WITHIN) < 0 for f in self.formats
         )
 
     def _retain_margin(self, check: dict, original: dict, spread: float = 0.0) -> float:
